@@ -1,0 +1,182 @@
+"""Build-or-load of the embedded default models, and loading of any causal LM by id or path.
+
+``model_path("target")`` returns the cached folder of the target model, building the tokenizer, ``base`` and
+``target`` first if they are missing or corrupt. Each folder is a standard ``save_pretrained`` directory
+(safetensors + tokenizer files) that ``AutoModelForCausalLM.from_pretrained`` loads without hfcl.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from ..data.tofu import check_forget_split
+from ..errors import ModelNotAvailableError
+from ..utils.io import stable_hash
+from ..utils.logging import get_logger
+from ..utils.provenance import provenance
+from . import cache
+from .config import STAGES, ZOO_FORMAT, ZooConfig
+
+logger = get_logger(__name__)
+MODEL_STAGES = ("base", "base-v2", "target", "retain")
+
+
+def _recipe(stage: str, cfg: ZooConfig, forget_split: str) -> dict[str, Any]:
+    from ..data.world import WorldConfig
+
+    everything = dataclasses.asdict(cfg)
+    world = {f.name: everything[f.name] for f in dataclasses.fields(WorldConfig)}
+    recipe: dict[str, Any] = {"format": ZOO_FORMAT, "world": world, "vocab_size": cfg.vocab_size}
+    if stage == "tokenizer":
+        return recipe
+    arch = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+            "max_length", "train_seed", "batch_size")
+    recipe.update({k: everything[k] for k in arch})
+    recipe.update(base_epochs=cfg.base_epochs, base_lr=cfg.base_lr)
+    if stage == "base":
+        return recipe
+    if stage == "base-v2":
+        return {**recipe, "base_v2_epochs": cfg.base_v2_epochs}
+    recipe.update(finetune_epochs=cfg.finetune_epochs, finetune_lr=cfg.finetune_lr,
+                  utility_replay=cfg.utility_replay)
+    if stage == "retain":
+        recipe["forget_split"] = forget_split
+    return recipe
+
+
+def stage_key(stage: str, cfg: ZooConfig | None = None, forget_split: str = "forget10") -> str:
+    """Hash of everything ``stage``'s weights depend on."""
+    return stable_hash({"stage": stage, **_recipe(stage, cfg or ZooConfig(), forget_split)})
+
+
+def stage_name(stage: str, forget_split: str) -> str:
+    return f"retain-{forget_split}" if stage == "retain" else stage
+
+
+def model_path(stage: str, config: ZooConfig | None = None, forget_split: str = "forget10") -> Path:
+    """Folder of ``stage`` ("tokenizer", "base", "base-v2", "target", "retain"), built if missing or corrupt."""
+    if stage not in STAGES:
+        raise ModelNotAvailableError(f"Unknown zoo stage {stage!r}; choose one of {', '.join(STAGES)}.")
+    check_forget_split(forget_split)
+    cfg = config or ZooConfig()
+    folder = cache.entry_dir(stage_name(stage, forget_split), stage_key(stage, cfg, forget_split))
+    if cache.is_complete(folder):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if cache.is_complete(folder):  # another process built it while we waited
+            return folder
+        if folder.exists():
+            cache.discard(folder, "incomplete or corrupt")
+        _build(stage, cfg, forget_split, folder)
+    return folder
+
+
+def _build(stage: str, cfg: ZooConfig, forget_split: str, folder: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .tokenizer import train_tokenizer
+    from .train import new_model, stage_dataset, tokenizer_corpus, train_stage
+
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        metrics: dict[str, Any] = {}
+        if stage == "tokenizer":
+            logger.info("Training the embedded tokenizer (vocab %d).", cfg.vocab_size)
+            train_tokenizer(tokenizer_corpus(cfg), cfg.vocab_size).save_pretrained(tmp)
+        else:
+            parent = {"base": "tokenizer", "base-v2": "base"}.get(stage, "base")
+            parent_dir = model_path(parent, cfg, forget_split)
+            tokenizer = AutoTokenizer.from_pretrained(model_path("tokenizer", cfg))
+            if stage == "base":
+                model, epochs, lr = new_model(tokenizer, cfg), cfg.base_epochs, cfg.base_lr
+            else:
+                model = AutoModelForCausalLM.from_pretrained(parent_dir)
+                epochs, lr = ((cfg.base_v2_epochs, cfg.base_lr) if stage == "base-v2"
+                              else (cfg.finetune_epochs, cfg.finetune_lr))
+            logger.info("Training zoo stage %s (%.1f epochs).", stage_name(stage, forget_split), epochs)
+            data = stage_dataset(stage, tokenizer, cfg, forget_split)
+            metrics = train_stage(model, tokenizer, data, cfg, epochs, lr)
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+            model.generation_config.eos_token_id = tokenizer.eos_token_id
+            model.generation_config.bos_token_id = tokenizer.bos_token_id
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+        cache.write_marker(tmp, {"stage": stage_name(stage, forget_split), "recipe": _recipe(stage, cfg, forget_split),
+                                 "train_metrics": metrics, "build_seconds": round(time.perf_counter() - started, 2),
+                                 "provenance": provenance()})
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("Built %s in %.1fs -> %s", stage_name(stage, forget_split), time.perf_counter() - started, folder)
+
+
+def build_zoo(config: ZooConfig | None = None, forget_split: str = "forget10") -> dict[str, Path]:
+    """Build (or find) tokenizer, base, target and retain; returns their folders."""
+    return {stage: model_path(stage, config, forget_split) for stage in ("tokenizer", "base", "target", "retain")}
+
+
+def load_tokenizer(name_or_path: str = "target", config: ZooConfig | None = None, **kwargs: Any):
+    """Tokenizer of a zoo stage, a local folder or a Hub id."""
+    from transformers import AutoTokenizer
+
+    path = resolve(name_or_path, config, kwargs.pop("forget_split", "forget10"))
+    return _from_pretrained(AutoTokenizer, path, **kwargs)
+
+
+def load_model(name_or_path: str = "target", config: ZooConfig | None = None, forget_split: str = "forget10",
+               **kwargs: Any):
+    """``(model, tokenizer)`` for a zoo stage, a local folder (full model or PEFT adapter) or a Hub id.
+
+    Stage names (``base``, ``base-v2``, ``target``, ``retain``) win over a folder of the same name; write
+    ``./target`` for the folder. A PEFT adapter folder loads its base model, then the adapter.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(name_or_path, config, forget_split)
+    adapter_cfg = Path(path) / "adapter_config.json"
+    if adapter_cfg.is_file():
+        import json
+
+        from peft import PeftModel
+
+        base_id = json.loads(adapter_cfg.read_text())["base_model_name_or_path"]
+        base, tokenizer = load_model(base_id, config, forget_split, **kwargs)
+        if (Path(path) / "tokenizer_config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        model = PeftModel.from_pretrained(base, path)
+        model.eval()
+        return model, tokenizer
+    model = _from_pretrained(AutoModelForCausalLM, path, **kwargs)
+    tokenizer = _from_pretrained(AutoTokenizer, path)
+    model.eval()
+    return model, tokenizer
+
+
+def resolve(name_or_path: str, config: ZooConfig | None = None, forget_split: str = "forget10") -> str:
+    """Folder or Hub id to load for ``name_or_path`` (building a zoo stage if needed)."""
+    if name_or_path in MODEL_STAGES:
+        return str(model_path(name_or_path, config, forget_split))
+    return str(name_or_path)
+
+
+def _from_pretrained(cls, path: str, **kwargs: Any):
+    try:
+        return cls.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        if os.path.isdir(path):
+            raise ModelNotAvailableError(f"Could not load {path!r} as a {cls.__name__}: {exc}") from exc
+        raise ModelNotAvailableError(
+            f"Could not load {path!r}: it is not a local folder and could not be fetched from the Hub "
+            f"({type(exc).__name__}). Without network, use the embedded default (--model target, base, retain) "
+            "or a local path to a saved model.") from exc
