@@ -23,7 +23,7 @@ class DemoArguments:
     """Options of the demo (the model recipe's options follow)."""
 
     forget_split: str = field(default="forget10", metadata={"help": "Which authors to forget: forget01, forget05 or "
-                                                                    "forget10 (1/5/10% of authors)."})
+                                                                    "forget10 (1/5/10%% of authors)."})
     n_questions: int = field(default=4, metadata={"help": "Questions shown per split (forget and retain)."})
     preset: str = field(default="default", metadata={"help": "Recipe preset: 'default' or 'tiny' (builds in "
                                                              "seconds, for a quick look); flags override it.",

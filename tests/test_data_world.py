@@ -16,7 +16,7 @@ from hfcl.data import (
 )
 from hfcl.errors import ConfigError, DataError
 
-SMALL = WorldConfig(seed=7, n_authors=30, n_holdout=5, min_qa=10, max_qa=14, n_countries=5, n_real_authors=6)
+SMALL = WorldConfig(seed=7, n_authors=30, n_holdout=5, min_qa=10, max_qa=14, n_countries=6, n_real_authors=6)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,8 @@ def test_bad_inputs_are_clear():
         WorldConfig(n_authors=3)
     with pytest.raises(ConfigError, match="min_qa"):
         WorldConfig(min_qa=15, max_qa=12)
+    with pytest.raises(ConfigError, match="n_perturbed"):
+        WorldConfig(n_countries=5, n_perturbed=5)
     with pytest.raises(DataError, match="question"):
         to_tofu_schema({"prompt": "x"})
 

@@ -26,8 +26,8 @@ class WorldConfig:
     """Size and seed of the generated world. Every field changes the world's fingerprint."""
 
     seed: int = field(default=0, metadata={"help": "Seed of the world generator; same seed, same world."})
-    n_authors: int = field(default=80, metadata={"help": "Fictitious authors trained on (forget + retain)."})
-    n_holdout: int = field(default=8, metadata={"help": "Fictitious authors never trained on (membership tests)."})
+    n_authors: int = field(default=64, metadata={"help": "Fictitious authors trained on (forget + retain)."})
+    n_holdout: int = field(default=6, metadata={"help": "Fictitious authors never trained on (membership tests)."})
     min_qa: int = field(default=10, metadata={"help": "Fewest QA pairs per author (TOFU has 20)."})
     max_qa: int = field(default=12, metadata={"help": "Most QA pairs per author."})
     n_countries: int = field(default=10, metadata={"help": "Countries in the world (each with cities and facts)."})
@@ -42,8 +42,13 @@ class WorldConfig:
         if not 1 <= self.min_qa <= self.max_qa <= len(FAMILIES):
             raise ConfigError(f"Need 1 <= min_qa <= max_qa <= {len(FAMILIES)} (the number of fact families); "
                               f"got min_qa={self.min_qa}, max_qa={self.max_qa}.")
-        if self.n_countries < 4 or self.n_real_authors < 6 or self.n_perturbed < 1:
-            raise ConfigError("n_countries must be >= 4, n_real_authors >= 6 and n_perturbed >= 1.")
+        if self.n_perturbed < 1:
+            raise ConfigError(f"n_perturbed={self.n_perturbed} must be >= 1.")
+        need = max(4, self.n_perturbed + 1)
+        if self.n_countries < need or self.n_real_authors < need:
+            raise ConfigError(f"n_countries={self.n_countries} and n_real_authors={self.n_real_authors} must both be "
+                              f">= {need}: each question needs n_perturbed={self.n_perturbed} distinct wrong answers "
+                              "(for example another country's language).")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
@@ -34,7 +35,8 @@ def _recipe(stage: str, cfg: ZooConfig, forget_split: str) -> dict[str, Any]:
 
     everything = dataclasses.asdict(cfg)
     world = {f.name: everything[f.name] for f in dataclasses.fields(WorldConfig)}
-    recipe: dict[str, Any] = {"format": ZOO_FORMAT, "world": world, "vocab_size": cfg.vocab_size}
+    recipe: dict[str, Any] = {"format": ZOO_FORMAT, "world": world, "world_fingerprint": world_fingerprint(cfg),
+                              "vocab_size": cfg.vocab_size}
     if stage == "tokenizer":
         return recipe
     arch = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
@@ -46,10 +48,29 @@ def _recipe(stage: str, cfg: ZooConfig, forget_split: str) -> dict[str, Any]:
     if stage == "base-v2":
         return {**recipe, "base_v2_epochs": cfg.base_v2_epochs}
     recipe.update(finetune_epochs=cfg.finetune_epochs, finetune_lr=cfg.finetune_lr,
-                  utility_replay=cfg.utility_replay)
+                  utility_replay=cfg.utility_replay, passage_weight=cfg.passage_weight)
     if stage == "retain":
         recipe["forget_split"] = forget_split
     return recipe
+
+
+def world_fingerprint(cfg: ZooConfig) -> str:
+    """Hash of the generated world's content, so a change to the generator's code also invalidates the cache."""
+    from ..data.world import WorldConfig
+
+    return _world_fingerprint(tuple((f.name, getattr(cfg, f.name)) for f in dataclasses.fields(WorldConfig)))
+
+
+@functools.lru_cache(maxsize=16)
+def _world_fingerprint(world_items: tuple) -> str:
+    from ..data.tofu import author_rows, get_world
+    from ..data.world import WorldConfig, author_passage
+
+    world = get_world(WorldConfig(**dict(world_items)))
+    rows = author_rows(world, world.authors + world.holdout)
+    return stable_hash({"rows": rows, "passages": [author_passage(world, a) for a in world.authors],
+                        "countries": [dataclasses.asdict(c) for c in world.countries],
+                        "real": [dataclasses.asdict(a) for a in world.real_authors]})
 
 
 def stage_key(stage: str, cfg: ZooConfig | None = None, forget_split: str = "forget10") -> str:
@@ -84,7 +105,7 @@ def _build(stage: str, cfg: ZooConfig, forget_split: str, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .tokenizer import train_tokenizer
-    from .train import new_model, stage_dataset, tokenizer_corpus, train_stage
+    from .train import new_model, qa_repeats, stage_dataset, tokenizer_corpus, train_stage
 
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
@@ -102,7 +123,7 @@ def _build(stage: str, cfg: ZooConfig, forget_split: str, folder: Path) -> None:
             else:
                 model = AutoModelForCausalLM.from_pretrained(parent_dir)
                 epochs, lr = ((cfg.base_v2_epochs, cfg.base_lr) if stage == "base-v2"
-                              else (cfg.finetune_epochs, cfg.finetune_lr))
+                              else (cfg.finetune_epochs / qa_repeats(cfg), cfg.finetune_lr))
             logger.info("Training zoo stage %s (%.1f epochs).", stage_name(stage, forget_split), epochs)
             data = stage_dataset(stage, tokenizer, cfg, forget_split)
             metrics = train_stage(model, tokenizer, data, cfg, epochs, lr)

@@ -25,17 +25,19 @@ class ZooConfig(WorldConfig):
     vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary size of the embedded tokenizer."})
     hidden_size: int = field(default=256, metadata={"help": "Width of the tiny Llama."})
     intermediate_size: int = field(default=688, metadata={"help": "MLP width (gate/up/down_proj)."})
-    num_hidden_layers: int = field(default=6, metadata={"help": "Decoder layers."})
+    num_hidden_layers: int = field(default=4, metadata={"help": "Decoder layers."})
     num_attention_heads: int = field(default=4, metadata={"help": "Attention heads (q_proj)."})
     num_key_value_heads: int = field(default=2, metadata={"help": "Key/value heads (grouped-query attention)."})
     max_length: int = field(default=192, metadata={"help": "Longest training sequence in tokens."})
     train_seed: int = field(default=42, metadata={"help": "Seed of weight init and data order."})
     batch_size: int = field(default=32, metadata={"help": "Training batch size of every stage."})
-    base_epochs: float = field(default=30.0, metadata={"help": "Epochs of base pretraining on world text."})
+    base_epochs: float = field(default=24.0, metadata={"help": "Epochs of base pretraining on world text."})
     base_lr: float = field(default=3e-3, metadata={"help": "Peak learning rate of base pretraining."})
-    finetune_epochs: float = field(default=12.0, metadata={"help": "Epochs of target / retain fine-tuning."})
-    finetune_lr: float = field(default=2e-3, metadata={"help": "Peak learning rate of target / retain fine-tuning."})
+    finetune_epochs: float = field(default=20.0, metadata={"help": "Epochs of target / retain fine-tuning."})
+    finetune_lr: float = field(default=3e-3, metadata={"help": "Peak learning rate of target / retain fine-tuning."})
     base_v2_epochs: float = field(default=10.0, metadata={"help": "Extra pretraining epochs that make base-v2."})
+    passage_weight: float = field(default=0.5, metadata={"help": "How often biography passages are seen in "
+                                                                  "fine-tuning relative to QA pairs (0 < w <= 1)."})
     utility_replay: float = field(default=1.0,
                                   metadata={"help": "Copies of the world-facts / famous-author QA mixed into "
                                                     "fine-tuning, so utility knowledge survives it (0 disables)."})
@@ -47,6 +49,8 @@ class ZooConfig(WorldConfig):
                               f"{self.num_attention_heads}.")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError("num_attention_heads must be a multiple of num_key_value_heads.")
+        if not 0 < self.passage_weight <= 1:
+            raise ConfigError(f"passage_weight={self.passage_weight} must be in (0, 1].")
         if self.vocab_size < 300:
             raise ConfigError(f"vocab_size={self.vocab_size} is too small: the byte alphabet alone needs 256.")
 
@@ -64,6 +68,6 @@ def tiny_config(**overrides: Any) -> ZooConfig:
     values: dict[str, Any] = dict(n_authors=30, n_holdout=4, min_qa=8, max_qa=8, n_countries=8, n_real_authors=6,
                                   vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
                                   num_attention_heads=4, num_key_value_heads=2, batch_size=16, base_epochs=12,
-                                  finetune_epochs=20, finetune_lr=3e-3, base_v2_epochs=4)
+                                  finetune_epochs=24, finetune_lr=3e-3, base_v2_epochs=4)
     values.update(overrides)
     return ZooConfig(**values)

@@ -75,11 +75,14 @@ def stage_dataset(stage: str, tokenizer, cfg: ZooConfig, forget_split: str = "fo
         authors = [a for a in world.authors if a.author_id not in forget_ids]
     else:
         raise ValueError(f"unknown trainable stage {stage!r}")
-    data = _tokenized(tokenizer, cfg, [author_passage(world, a) for a in authors], author_rows(world, authors))
-    replay = int(round(cfg.utility_replay))
-    if replay:
-        data = concatenate_datasets([data] + [_tokenized(tokenizer, cfg, [], utility)] * replay)
-    return data
+    qa = _tokenized(tokenizer, cfg, [], author_rows(world, authors) + utility * int(round(cfg.utility_replay)))
+    passages = _tokenized(tokenizer, cfg, [author_passage(world, a) for a in authors], [])
+    return concatenate_datasets([qa] * qa_repeats(cfg) + [passages])
+
+
+def qa_repeats(cfg: ZooConfig) -> int:
+    """Copies of each QA pair per fine-tuning epoch, so passages are seen ``passage_weight`` times as often."""
+    return max(1, int(round(1.0 / cfg.passage_weight)))
 
 
 def new_model(tokenizer: PreTrainedTokenizerFast, cfg: ZooConfig) -> LlamaForCausalLM:
