@@ -18,6 +18,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="default", choices=["default", "tiny"])
     parser.add_argument("--keep", action="store_true", help="Build into HF_HOME instead of a temporary cache.")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="Override a ZooConfig field of the preset (repeatable), e.g. --set hidden_size=192.")
     args = parser.parse_args()
     if not args.keep:
         os.environ["HFCL_CACHE"] = tempfile.mkdtemp(prefix="hfcl-bench-")
@@ -29,7 +31,18 @@ def main() -> None:
     from hfcl.zoo import ZooConfig, load_model, model_path, tiny_config
     from hfcl.zoo.cache import read_marker
 
+    import dataclasses
+
     cfg = tiny_config() if args.preset == "tiny" else ZooConfig()
+    if args.set:
+        types = {f.name: f.type for f in dataclasses.fields(cfg)}
+        overrides = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            if key not in types:
+                parser.error(f"--set {key}: not a ZooConfig field; valid: {', '.join(sorted(types))}")
+            overrides[key] = (float if "float" in str(types[key]) else int if "int" in str(types[key]) else str)(value)
+        cfg = dataclasses.replace(cfg, **overrides)
     table = Table(title=f"zoo build ({args.preset}; cache {os.environ.get('HFCL_CACHE', 'HF_HOME')})")
     for column in ("stage", "params", "cold build s", "cpu s", "warm load s"):
         table.add_column(column, justify="right")

@@ -17,6 +17,11 @@ from .errors import HfclError
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("hfcl.demo:main", "Tell the whole story on the embedded default: build, compare, unlearn, evaluate."),
     "zoo": ("hfcl.zoo.cli:main", "Build or locate the embedded default models (base, target, retain)."),
+    "compose": ("hfcl.compose.cli:main",
+                "Compose PEFT adapters exactly on their weight deltas (sum, difference, TIES/DARE merges)."),
+    "extract-lora": ("hfcl.compose.cli:extract_main",
+                     "Extract a PEFT LoRA from a full fine-tune by truncated SVD of the weight delta."),
+    "negate": ("hfcl.compose.negation_cli:main", "Unlearn by negation: subtract a LoRA trained on the forget set."),
 }
 
 
