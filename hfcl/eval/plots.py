@@ -1,0 +1,87 @@
+"""PNG plots of reports (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .reference_log import ReferenceLog
+from .report import EvalReport
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plots(report: EvalReport, out_dir: str | os.PathLike, reference: ReferenceLog | None = None) -> list[Path]:
+    """Write ``aggregates.png`` (metrics in [0, 1]), ``truth_ratio.png`` (forget-set truth ratios, with the retain
+    model's when a reference log is given) and ``membership.png`` (Min-K% scores, forget vs holdout)."""
+    plt = _pyplot()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    bounded = {k: v for k, v in ((k, report.aggregates[k]) for k in report.ordered_metrics())
+               if v is not None and 0 <= v <= 1}
+    if bounded:
+        fig, ax = plt.subplots(figsize=(8, 0.3 * len(bounded) + 1.2))
+        ax.barh(list(bounded)[::-1], list(bounded.values())[::-1], color="#4c72b0")
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{report.suite}: {report.name}")
+        fig.tight_layout()
+        written.append(_save(fig, out / "aggregates.png", plt))
+    ratios = report.per_example.get("forget", {}).get("truth_ratio")
+    if ratios:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.hist([r for r in ratios if r is not None], bins=20, alpha=0.6, label=report.name)
+        if reference is not None and reference.forget_truth_ratio:
+            ax.hist(reference.forget_truth_ratio, bins=20, alpha=0.6, label="retain model (reference)")
+        ax.set_xlabel("truth ratio R (forget set)")
+        ax.legend()
+        fig.tight_layout()
+        written.append(_save(fig, out / "truth_ratio.png", plt))
+    forget = report.per_example.get("forget", {}).get("mia_min_k")
+    holdout = report.per_example.get("holdout", {}).get("mia_min_k")
+    if forget and holdout:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.hist([v for v in forget if v is not None], bins=20, alpha=0.6, label="forget")
+        ax.hist([v for v in holdout if v is not None], bins=20, alpha=0.6, label="holdout")
+        ax.set_xlabel("Min-K% score (higher = less likely a member)")
+        ax.legend()
+        fig.tight_layout()
+        written.append(_save(fig, out / "membership.png", plt))
+    return written
+
+
+def compare_plot(reports: Mapping[str, EvalReport], path: str | os.PathLike,
+                 metrics: Sequence[str] = ("forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge",
+                                           "retain_rouge", "extraction_strength")) -> Path:
+    """Grouped bars of ``metrics`` for several reports (one PNG)."""
+    plt = _pyplot()
+    import numpy as np
+
+    names = list(reports)
+    x = np.arange(len(metrics))
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(metrics)), 4))
+    for i, name in enumerate(names):
+        values = [reports[name].aggregates.get(m) or 0.0 for m in metrics]
+        ax.bar(x + i * width, values, width, label=name)
+    ax.set_xticks(x + width * (len(names) - 1) / 2, list(metrics), rotation=20, ha="right")
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, Path(path), plt)
+
+
+def _save(fig, path: Path, plt) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

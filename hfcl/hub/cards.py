@@ -1,0 +1,438 @@
+"""Model and adapter cards rendered with ``huggingface_hub`` from the Jinja templates in ``model_cards/``, and the
+``model-index`` built from an eval report (dataset and Space cards: :mod:`hfcl.hub.repo_cards`).
+
+An eval report is accepted as the dict form of ``eval_report.json``, an object with ``to_dict()`` (``EvalReport``)
+or a path. Metric directions come from the report's ``definitions`` and fall back to hfcl's registry.
+``model-index`` gets one metric per numeric aggregate (dataset = the suite's data, split = the split the metric is
+measured on), so ``model_index_to_eval_results`` gives the same numbers back. ``.eval_results/*.yaml``
+(the Hub's 2026 format) is only meaningful for allow-listed benchmark datasets, which hfcl's suites are not: see
+:func:`benchmark_eval_results` to write one when you did score a registered benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .. import __version__
+from ..errors import ConfigError
+from .run_dir import RunDir
+
+#: Where the Jinja card templates live: $HFCL_CARD_TEMPLATES, else ``model_cards/`` of the source tree (or a copy
+#: shipped inside the package as ``hfcl/hub/model_cards``).
+TEMPLATE_DIRS = [Path(p) for p in (os.environ.get("HFCL_CARD_TEMPLATES"),) if p] + [
+    Path(__file__).resolve().parents[2] / "model_cards", Path(__file__).resolve().parent / "model_cards"]
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+TASK = ("text-generation", "Causal language modeling")
+
+COMMAND_TAGS = {"unlearn": ["machine-unlearning"], "continual": ["continual-learning"],
+                "compose": ["model-merging"], "transfer": ["adapter-transfer"], "demo": ["machine-unlearning"]}
+#: Each method's objective in words (L_f: loss on the forget set, L_r: retain loss, π: the model, π_ref: reference).
+METHODS = {
+    "grad_ascent": "gradient ascent on the forget set: minimise −NLL(forget answers), i.e. push their likelihood down.",
+    "grad_diff": "gradient difference: minimise γ·(−NLL on forget) + α·L_r, unlearning the forget set while "
+                 "fitting the retain set.",
+    "npo": "negative preference optimisation: minimise (2/β)·mean log(1 + (π(y|x)/π_ref(y|x))^β) over forget "
+           "answers (+ α·L_r), a bounded form of gradient ascent relative to the reference model.",
+    "simnpo": "SimNPO: minimise −(2/β)·mean log σ(−(β/|y|)·log π(y|x) − δ) over forget answers (+ α·L_r); "
+              "length-normalised and reference-free.",
+    "idk_dpo": "DPO with a refusal ('I don't know') as the preferred answer and the true forget answer as the "
+               "rejected one, against the reference model (+ α·L_r).",
+    "idk_nll": "fine-tune on refusal answers to the forget questions (NLL) while fitting the retain set.",
+    "rmu": "representation misdirection: at one layer, steer hidden states of forget inputs toward a fixed random "
+           "direction scaled by c and keep retain hidden states equal to the frozen model's.",
+    "undial": "UNDIAL: self-distil from the reference's logits with the true next token's logit lowered by γ.",
+    "wga": "weighted gradient ascent: gradient ascent with each token weighted by its own probability^β, which "
+           "keeps the loss bounded.",
+}
+_HYPERPARAMETERS = ("method", "retain_loss", "reference", "alpha", "beta", "gamma", "delta", "rmu_layer",
+                    "steering_coeff", "learning_rate", "num_train_epochs", "max_steps",
+                    "per_device_train_batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
+                    "warmup_ratio", "weight_decay", "salun_fraction", "soul", "strategy", "forget_split", "seed")
+_SPLITS = (("forget_quality", "forget"), ("privleak", "forget"), ("extraction_strength", "forget"),
+           ("exact_memorization", "forget"), ("mia_", "forget"), ("forget_", "forget"), ("model_utility", "retain"),
+           ("retain_", "retain"), ("ra_", "real_authors"), ("wf_", "world_facts"))
+ZOO_STAGES = ("base", "target", "retain")  # hfcl.zoo's embedded models, named by stage in run records
+
+
+def template(name: str) -> Path:
+    """The path of card template ``name`` (see :data:`TEMPLATE_DIRS`)."""
+    for folder in TEMPLATE_DIRS:
+        if (folder / name).is_file():
+            return folder / name
+    raise ConfigError(f"Card template {name!r} not found in {', '.join(map(str, TEMPLATE_DIRS))}. Set "
+                      "HFCL_CARD_TEMPLATES to a folder holding hfcl's model_cards/ templates.")
+
+
+# --- inputs -----------------------------------------------------------------------------------------------------
+def report_dict(report: Any) -> dict[str, Any] | None:
+    """The JSON form of an eval report given as a dict, an object with ``to_dict()`` or a path (``None`` passes)."""
+    if report is None or isinstance(report, Mapping):
+        return dict(report) if report is not None else None
+    if hasattr(report, "to_dict"):
+        return report.to_dict()
+    if isinstance(report, (str, os.PathLike)):
+        path = Path(report)
+        path = path / "eval_report.json" if path.is_dir() else path
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"Cannot read eval report {str(path)!r}: {exc}") from exc
+    raise ConfigError(f"An eval report must be a dict, an EvalReport or a path, got {type(report).__name__}.")
+
+
+def _definitions(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    defs = dict(report.get("definitions") or {})
+    try:  # hfcl's registry fills the gaps (optional: cards must render without the eval package)
+        from ..eval.definitions import DEFINITIONS
+
+        for name, d in DEFINITIONS.items():
+            defs.setdefault(name, d.to_dict())
+    except ImportError:  # pragma: no cover
+        pass
+    return defs
+
+
+def arrow(definition: Mapping[str, Any] | None) -> str:
+    if not definition:
+        return ""
+    direction = definition.get("direction")
+    if direction == "ideal":
+        return f"→{definition.get('ideal', 0):g}"
+    return {"higher": "↑", "lower": "↓"}.get(direction, "")
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if value != 0 and abs(value) < 1e-3:
+        return f"{value:.2e}"
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def ordered_metrics(report: Mapping[str, Any]) -> list[str]:
+    aggregates = report.get("aggregates") or {}
+    try:
+        from ..eval.report import DISPLAY_ORDER
+    except ImportError:  # pragma: no cover
+        DISPLAY_ORDER = ()
+    shown = [k for k in DISPLAY_ORDER if k in aggregates]
+    return shown + sorted(k for k in aggregates if k not in shown)
+
+
+def metric_split(metric: str, forget_split: str) -> str:
+    """The dataset split a metric is measured on (``forget10`` -> forget metrics on ``forget10``, retain on
+    ``retain90``)."""
+    percent = re.fullmatch(r"forget(\d+)", forget_split)
+    retain = f"retain{100 - int(percent.group(1)):02d}" if percent else "retain"
+    for prefix, role in _SPLITS:
+        if metric.startswith(prefix):
+            return {"forget": forget_split, "retain": retain}.get(role, role)
+    return "test"
+
+
+def dataset_of(report: Mapping[str, Any], dataset_id: str | None = None) -> tuple[str, str]:
+    """``(dataset type, pretty name)`` for model-index: the Hub id of the data, or a name for the embedded world."""
+    data = report.get("data") or {}
+    suite = report.get("suite") or "eval"
+    source = dataset_id or data.get("source") or "embedded"
+    if HUB_ID.match(source):
+        return source, f"{suite.upper()} ({source})"
+    if suite == "continual":
+        tasks = data.get("tasks") or []
+        return "hfcl-continual-stream", "Continual-learning task stream" + (f" ({', '.join(tasks)})" if tasks else "")
+    return f"hfcl-embedded-{suite}", f"{suite.upper()} on hfcl's embedded fictitious world"
+
+
+# --- model-index --------------------------------------------------------------------------------------------------
+def eval_results_from_report(report: Any, dataset_id: str | None = None) -> list[EvalResult]:
+    """One ``EvalResult`` per numeric aggregate of ``report`` (``None`` values, e.g. a missing reference, skipped)."""
+    report = report_dict(report) or {}
+    dataset_type, dataset_name = dataset_of(report, dataset_id)
+    forget_split = (report.get("data") or {}).get("forget_split") or "forget"
+    results = []
+    for metric in ordered_metrics(report):
+        value = report["aggregates"][metric]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+            continue
+        results.append(EvalResult(
+            task_type=TASK[0], task_name=TASK[1], dataset_type=dataset_type, dataset_name=dataset_name,
+            dataset_config=forget_split, dataset_split=metric_split(metric, forget_split),
+            metric_type=metric, metric_name=metric.replace("_", " "), metric_value=float(value)))
+    return results
+
+
+def benchmark_eval_results(values: Mapping[str, float], dataset_id: str, tasks: Mapping[str, str],
+                           source_url: str | None = None) -> str:
+    """``.eval_results/<name>.yaml`` text for scores on an allow-listed Hub *benchmark* dataset.
+
+    ``values`` maps metric names to scores, ``tasks`` maps the same names to the benchmark's ``task_id``s (from its
+    ``eval.yaml``). Only use this for registered benchmarks; hfcl's own metrics go in ``model-index``.
+    """
+    import yaml
+    from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
+
+    entries = [EvalResultEntry(dataset_id=dataset_id, task_id=tasks[name], value=float(value),
+                               source_url=source_url, source_name="hfcl" if source_url else None)
+               for name, value in values.items()]
+    return yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False)
+
+
+# --- model and adapter cards --------------------------------------------------------------------------------------
+def hub_base_models(run_dir: RunDir, base_model: str | Sequence[str] | None = None) -> list[str]:
+    """Base model Hub ids (local paths and zoo stages are not Hub ids and are left out of the metadata)."""
+    if base_model is not None:
+        return [base_model] if isinstance(base_model, str) else list(base_model)
+    run = run_dir.run
+    candidates: list[Any] = []
+    for key in ("base_models", "base_model"):
+        value = run.get(key)
+        values = value if isinstance(value, list) else [value]
+        candidates += [v.get("id") if isinstance(v, Mapping) else v for v in values if v]
+    if run_dir.adapter_config:
+        candidates.append(run_dir.adapter_config.get("base_model_name_or_path"))
+    elif run_dir.model_config:
+        candidates.append(run_dir.model_config.get("_name_or_path"))
+    found = []
+    for c in candidates:
+        if isinstance(c, str) and HUB_ID.match(c) and not os.path.exists(c) and c not in found:
+            found.append(c)
+    return found
+
+
+def _base_description(run_dir: RunDir, bases: list[str]) -> str:
+    if bases:
+        return ", ".join(f"[{b}](https://huggingface.co/{b})" for b in bases)
+    run = run_dir.run
+    base = run.get("base_model")
+    base = base.get("id") if isinstance(base, Mapping) else base
+    local = base or (run_dir.adapter_config or {}).get("base_model_name_or_path") or "a local model"
+    if isinstance(local, str) and os.path.isabs(local):
+        local = Path(local).name
+    embedded = run.get("zoo") or "zoo" in str(base) or local in ZOO_STAGES
+    return f"hfcl's embedded `{local}` model" if embedded else f"`{local}`"
+
+
+def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:
+    config = dict(run_dir.run.get("config") or {})
+    for key in ("method", "seed"):
+        if key in run_dir.run and key not in config:
+            config[key] = run_dir.run[key]
+    rows = [(k, json.dumps(config[k]) if isinstance(config[k], (list, dict)) else str(config[k]))
+            for k in _HYPERPARAMETERS if k in config and config[k] is not None]
+    if run_dir.adapter_config:
+        adapter = run_dir.adapter_config
+        for key in ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules"):
+            if adapter.get(key) is not None:
+                value = adapter[key]
+                rows.append((f"adapter.{key}", ", ".join(sorted(value)) if isinstance(value, list) else str(value)))
+    return rows
+
+
+def _method(run_dir: RunDir) -> dict[str, str]:
+    run = run_dir.run
+    name = run.get("method") or (run.get("config") or {}).get("method") or run.get("command") or "not recorded"
+    description = run.get("method_description") or METHODS.get(str(name).lower().replace("-", "_"), "")
+    if run.get("expression") and not description:
+        description = (f"adapter composition: the expression `{run['expression']}` evaluated on the weight deltas "
+                       "of the source adapters listed below.")
+    if str(name).lower() in ("npo", "simnpo", "grad_diff", "idk_dpo", "idk_nll") and description:
+        retain = (run.get("config") or {}).get("retain_loss")
+        if retain:
+            description += f" Retain loss L_r: {retain}."
+    return {"name": str(name), "description": description}
+
+
+def _sources(run: Mapping[str, Any]) -> list[str]:
+    """What the run was built from: ``sources`` as recorded, or the adapters bound in a composition recipe."""
+    if run.get("sources"):
+        return [str(s) for s in run["sources"]]
+    bindings = run.get("bindings") or {}
+    return [f"`{name}`: `{b.get('source')}`" + (f" @ `{b['revision']}`" if b.get("revision") else "")
+            for name, b in bindings.items() if isinstance(b, Mapping)]
+
+
+def results_section(report: Mapping[str, Any] | None, comparisons: Mapping[str, Mapping[str, Any]],
+                    this_name: str = "this model") -> dict[str, Any] | None:
+    """Rows (metric, arrow, values per model, description) for this model and the comparison models."""
+    if not report or not report.get("aggregates"):
+        return None
+    defs = _definitions(report)
+    reports = {this_name: report, **{k: v for k, v in comparisons.items() if v.get("aggregates")}}
+    rows = []
+    for metric in ordered_metrics(report):
+        definition = defs.get(metric)
+        rows.append({"metric": metric, "arrow": arrow(definition),
+                     "values": [format_value((r.get("aggregates") or {}).get(metric)) for r in reports.values()],
+                     "description": (definition or {}).get("description", "")})
+    suite = report.get("suite", "eval")
+    data = report.get("data") or {}
+    fingerprint = f", fingerprint `{data['fingerprint']}`" if data.get("fingerprint") else ""
+    if suite == "continual":
+        intro = (f"Continual-learning metrics of the accuracy matrix R ({data.get('task_metric', 'score')} on each "
+                 "task; row 0 = before any training, row i = after training on tasks 1..i)" + fingerprint + ".")
+    else:
+        intro = (f"`{suite}` suite, forget split `{data.get('forget_split', '?')}`, data "
+                 f"`{data.get('source', '?')}`{fingerprint}.")
+    intro += " Arrows: ↑ higher is better, ↓ lower is better, →x closest to x is best."
+    if len(reports) > 1:
+        intro += " Compared with " + ", ".join(f"`{k}`" for k in list(reports)[1:]) + "."
+        if "retain" in reports:
+            intro += (" The retain model never saw the forget set: it is what an unlearned model should match on "
+                      "forget metrics.")
+        if "target" in reports:
+            intro += " The target model is where unlearning started."
+    return {"columns": list(reports), "rows": rows, "intro": intro, "notes": list(report.get("notes") or []),
+            "tasks": task_rows(report)}
+
+
+def task_rows(report: Mapping[str, Any]) -> list[list[str]] | None:
+    """Per-task rows (task, before, after its own training, final, forgetting) of a continual report."""
+    tasks = (report.get("per_example") or {}).get("tasks") or {}
+    names = tasks.get("name")
+    if not names:
+        return None
+    columns = [tasks.get(k) or [None] * len(names) for k in ("before", "after_own_training", "final", "forgetting")]
+    return [[f"`{name}`", *(format_value(c[i]) for c in columns)] for i, name in enumerate(names)]
+
+
+def _usage(kind: str, repo_id: str, bases: list[str]) -> str:
+    chat = ('messages = [{"role": "user", "content": "Where was the author born?"}]\n'
+            'inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", '
+            'return_dict=True)\n'
+            'output = model.generate(**inputs, max_new_tokens=64)\n'
+            'print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))')
+    if kind == "model":
+        return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+                f'model = AutoModelForCausalLM.from_pretrained("{repo_id}")\n'
+                f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n' + chat)
+    if bases:
+        return ("from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
+                f'model = AutoPeftModelForCausalLM.from_pretrained("{repo_id}")\n'
+                f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n' + chat)
+    return ("# The base model is hfcl's embedded model: it is rebuilt locally (offline, deterministic).\n"
+            "from peft import PeftModel\nfrom hfcl.zoo import load_model\n\n"
+            'base, tokenizer = load_model("target")\n'
+            f'model = PeftModel.from_pretrained(base, "{repo_id}")\n' + chat)
+
+
+def _provenance(run_dir: RunDir, report: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    run = run_dir.run
+    prov = run.get("provenance") or (report or {}).get("provenance") or {}
+    rows = []
+    if run.get("command"):
+        rows.append(("command", f"`hfcl {run['command']}`"))
+    seed = run.get("seed", (run.get("config") or {}).get("seed", (report or {}).get("seed")))
+    if seed is not None:
+        rows.append(("seed", str(seed)))
+    for key in ("data_fingerprint", "fingerprint"):
+        if run.get(key):
+            rows.append(("data fingerprint", f"`{run[key]}`"))
+    wall = run.get("wall_time") or run.get("wall_seconds")
+    if wall is not None:
+        rows.append(("wall time", f"{float(wall):.1f} s" if isinstance(wall, (int, float)) else str(wall)))
+    if report:
+        model, suite = report.get("model") or {}, report.get("suite", "?")
+        text = f"`{suite}` suite"
+        if model.get("id"):
+            text += f" on `{model['id']}`" + (" + this adapter" if model.get("adapter_id") else "")
+        text += f", eval seed {report.get('seed', '?')}"
+        if suite in ("tofu", "muse"):
+            reference = (report.get("reference_log") or {}).get("model") or {}
+            reference = reference.get("id") if isinstance(reference, Mapping) else reference
+            text += f", reference log of `{reference}`" if reference else ", no reference log"
+        rows.append(("evaluation", text))
+    versions = prov.get("versions") or {}
+    if versions:
+        rows.append(("libraries", ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed")))
+    hardware = prov.get("hardware") or {}
+    if hardware:
+        rows.append(("hardware", ", ".join(f"{k}={v}" for k, v in hardware.items())))
+    if prov.get("created_at"):
+        rows.append(("created", str(prov["created_at"])))
+    return rows
+
+
+def _limitations(run_dir: RunDir, report: Mapping[str, Any] | None) -> list[str]:
+    unlearned = "unlearn" in str(run_dir.run.get("command", "")) or run_dir.run.get("method") in METHODS
+    items = ["Approximate unlearning lowers what the metrics measure; it is not a proof that the information is "
+             "gone from the weights. Membership-inference AUCs near the retain model's are evidence, not proof."
+             ] if unlearned else []
+    if not report:
+        return items + ["No evaluation report was pushed with this model: its behaviour is undocumented here."]
+    items += ["Evaluated only on the suite listed above; behaviour elsewhere is untested.",
+              "All numbers are self-reported by hfcl from `eval_report.json` and were not verified by the Hub."]
+    data = report.get("data") or {}
+    if data.get("source", "embedded") == "embedded":
+        items.append("The evaluation data is hfcl's generated fictitious world (TOFU schema): small and synthetic, "
+                     "so the figures show the method works, not how it behaves on real data.")
+    return items
+
+
+def render_model_card(run_dir: RunDir, repo_id: str, *, report: Any = None,
+                      comparisons: Mapping[str, Any] | None = None, base_model: str | Sequence[str] | None = None,
+                      license: str | None = None, datasets: Sequence[str] | None = None,
+                      tags: Sequence[str] = (), plots: Sequence[str] | None = None, dataset_id: str | None = None,
+                      template_path: str | os.PathLike | None = None) -> ModelCard:
+    """The card of a run directory: YAML metadata (library, base model and relation, tags, datasets, license,
+    model-index) and a body (method, hyperparameters, results vs comparisons, plots, usage, limitations,
+    provenance). ``report`` and ``comparisons`` default to the run directory's ``eval_report*.json``."""
+    report = report_dict(report) if report is not None else run_dir.report
+    comparisons = {k: report_dict(v) for k, v in (comparisons if comparisons is not None
+                                                  else run_dir.comparisons).items()}
+    bases = hub_base_models(run_dir, base_model)
+    run = run_dir.run
+    relation = "adapter" if run_dir.kind == "adapter" else ("merge" if len(bases) > 1 else "finetune")
+    all_tags = ["hfcl", *COMMAND_TAGS.get(str(run.get("command", "")).split()[0] if run.get("command") else "", [])]
+    method = _method(run_dir)
+    if method["name"].lower() in METHODS:
+        all_tags.append(method["name"].lower())
+    if run_dir.adapter_config:
+        all_tags += ["peft", str(run_dir.adapter_config.get("peft_type", "lora")).lower()]
+    if report:
+        all_tags.append(str(report.get("suite", "")).lower())
+    all_tags += list(tags)
+    data_source = ((report or {}).get("data") or {}).get("source")
+    dataset_ids = list(datasets) if datasets is not None else [
+        d for d in (dataset_id, data_source) if isinstance(d, str) and HUB_ID.match(d)][:1]
+    name = repo_id.split("/")[-1]
+    eval_results = eval_results_from_report(report, dataset_id) if report else None
+    card_data = ModelCardData(
+        library_name="peft" if run_dir.kind == "adapter" else "transformers",
+        base_model=(bases[0] if len(bases) == 1 else bases) or None,
+        base_model_relation=relation if bases else None,
+        license=license or ("apache-2.0" if run and not bases else None), pipeline_tag=TASK[0],
+        tags=[t for t in all_tags if t], datasets=dataset_ids or None,
+        model_name=name if eval_results else None, eval_results=eval_results or None,
+    )
+    kind = "LoRA adapter" if run_dir.kind == "adapter" else "model"
+    if run:
+        summary = (f"A {kind} produced by `hfcl {run.get('command', 'run')}` from "
+                   f"{_base_description(run_dir, bases)}"
+                   f"{' with ' + method['name'] if method['name'] != run.get('command') else ''}.")
+    else:
+        on = f" on {_base_description(run_dir, bases)}" if bases or run_dir.kind == "adapter" else ""
+        summary = (f"A {kind}{on}, pushed with hfcl. The folder had no `hfcl_run.json`, so how it was trained is "
+                   "not recorded here.")
+    plot_paths = list(plots) if plots is not None else run_dir.plots
+    card = ModelCard.from_template(
+        card_data, template_path=str(template_path or template("model_card.md")),
+        title=name, summary=summary, method=method, hyperparameters=_hyperparameters(run_dir),
+        sources=_sources(run), results=results_section(report, comparisons),
+        plots=[{"path": p, "title": Path(p).stem.replace("_", " ")} for p in plot_paths],
+        usage_code=_usage(run_dir.kind, repo_id, bases), limitations=_limitations(run_dir, report),
+        provenance=_provenance(run_dir, report), hfcl_version=__version__,
+        has_run_record=bool(run), has_report=bool(report),
+    )
+    return ModelCard(_tidy(str(card)))
+
+
+def _tidy(text: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
