@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Serve the Gradio Space: models side by side with p(truth) and ROUGE-L, chat, eval cards, composition."),
     "push-space": ("hfcl.space.deploy:push_main",
                    "Create a Gradio Space running the hfcl app and upload it in one commit."),
+    "transfer": ("hfcl.transfer.cli:main",
+                 "Move a PEFT adapter to a new or updated base model (checked copy, or data-free distillation)."),
     "compose": ("hfcl.compose.cli:main",
                 "Compose PEFT adapters exactly on their weight deltas (sum, difference, TIES/DARE merges)."),
     "extract-lora": ("hfcl.compose.cli:extract_main",

@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from hfcl.zoo import ZooConfig, load_model, model_path, tiny_config  # noqa: E402
+from hfcl.zoo import ZooConfig, build_zoo, load_model, model_path, tiny_config  # noqa: E402
 
 
 @dataclass
@@ -44,8 +44,7 @@ class TinyZoo:
 def tiny_zoo() -> TinyZoo:
     """Tiny zoo with tokenizer, base, target and retain built (about half a minute on 2 cores, once per session)."""
     zoo = TinyZoo()
-    for stage in ("tokenizer", "base", "target", "retain"):
-        zoo.path(stage)
+    build_zoo(zoo.config)  # target and retain train side by side, one process per core
     return zoo
 
 

@@ -88,7 +88,10 @@ def test_build_is_deterministic(tmp_path, monkeypatch):
 
 
 def test_unknown_model_offline_is_a_clear_error(monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import time by the client
     with pytest.raises(ModelNotAvailableError, match="without network|Without network"):
         load_model("no-such-user/no-such-model-xyz")
     with pytest.raises(ModelNotAvailableError, match="stage"):

@@ -26,10 +26,10 @@ class WorldConfig:
     """Size and seed of the generated world. Every field changes the world's fingerprint."""
 
     seed: int = field(default=0, metadata={"help": "Seed of the world generator; same seed, same world."})
-    n_authors: int = field(default=64, metadata={"help": "Fictitious authors trained on (forget + retain)."})
+    n_authors: int = field(default=32, metadata={"help": "Fictitious authors trained on (forget + retain)."})
     n_holdout: int = field(default=6, metadata={"help": "Fictitious authors never trained on (membership tests)."})
     min_qa: int = field(default=10, metadata={"help": "Fewest QA pairs per author (TOFU has 20)."})
-    max_qa: int = field(default=12, metadata={"help": "Most QA pairs per author."})
+    max_qa: int = field(default=10, metadata={"help": "Most QA pairs per author."})
     n_countries: int = field(default=10, metadata={"help": "Countries in the world (each with cities and facts)."})
     n_real_authors: int = field(default=16, metadata={"help": "Famous authors the base model learns in pretraining."})
     n_perturbed: int = field(default=5, metadata={"help": "Perturbed (wrong) answers per question."})

@@ -14,12 +14,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from filelock import FileLock
 
 from ..data.tofu import check_forget_split
-from ..errors import ModelNotAvailableError
+from ..errors import ConfigError, ModelNotAvailableError
 from ..utils.io import stable_hash
 from ..utils.logging import get_logger
 from ..utils.provenance import provenance
@@ -82,13 +82,17 @@ def stage_name(stage: str, forget_split: str) -> str:
     return f"retain-{forget_split}" if stage == "retain" else stage
 
 
+def _folder(stage: str, cfg: ZooConfig, forget_split: str) -> Path:
+    return cache.entry_dir(stage_name(stage, forget_split), stage_key(stage, cfg, forget_split))
+
+
 def model_path(stage: str, config: ZooConfig | None = None, forget_split: str = "forget10") -> Path:
     """Folder of ``stage`` ("tokenizer", "base", "base-v2", "target", "retain"), built if missing or corrupt."""
     if stage not in STAGES:
         raise ModelNotAvailableError(f"Unknown zoo stage {stage!r}; choose one of {', '.join(STAGES)}.")
     check_forget_split(forget_split)
     cfg = config or ZooConfig()
-    folder = cache.entry_dir(stage_name(stage, forget_split), stage_key(stage, cfg, forget_split))
+    folder = _folder(stage, cfg, forget_split)
     if cache.is_complete(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -142,9 +146,52 @@ def _build(stage: str, cfg: ZooConfig, forget_split: str, folder: Path) -> None:
     logger.info("Built %s in %.1fs -> %s", stage_name(stage, forget_split), time.perf_counter() - started, folder)
 
 
-def build_zoo(config: ZooConfig | None = None, forget_split: str = "forget10") -> dict[str, Path]:
-    """Build (or find) tokenizer, base, target and retain; returns their folders."""
-    return {stage: model_path(stage, config, forget_split) for stage in ("tokenizer", "base", "target", "retain")}
+#: Stages that only depend on ``base`` (and the tokenizer), so they can train at the same time.
+_SIBLINGS = ("target", "retain", "base-v2")
+
+
+def build_zoo(config: ZooConfig | None = None, forget_split: str = "forget10",
+              stages: Sequence[str] = ("tokenizer", "base", "target", "retain"), workers: int | None = None,
+              ) -> dict[str, Path]:
+    """Build (or find) ``stages`` and return their folders.
+
+    Tokenizer and base build first; the stages that only need ``base`` (target, retain, base-v2) then train side
+    by side in ``workers`` processes (default: one per CPU core, one thread each), which on a small model is
+    close to twice as fast on 2 cores as training them one after the other with two threads each.
+    """
+    cfg = config or ZooConfig()
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"stages: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}.")
+    paths: dict[str, Path] = {}
+    for stage in stages:
+        if stage not in _SIBLINGS:
+            paths[stage] = model_path(stage, cfg, forget_split)
+    pending = [s for s in stages if s in _SIBLINGS and not cache.is_complete(_folder(s, cfg, forget_split))]
+    workers = min(len(pending), workers or os.cpu_count() or 1)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        model_path("base", cfg, forget_split)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        logger.info("Training %s side by side in %d processes (%d thread(s) each).", ", ".join(pending), workers,
+                    threads)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {s: pool.submit(_build_in_worker, s, cfg, forget_split, threads) for s in pending}
+            for stage, future in futures.items():
+                future.result()
+    for stage in stages:
+        if stage in _SIBLINGS:
+            paths[stage] = model_path(stage, cfg, forget_split)
+    return {stage: paths[stage] for stage in stages}
+
+
+def _build_in_worker(stage: str, cfg: ZooConfig, forget_split: str, threads: int) -> str:
+    import torch
+
+    torch.set_num_threads(threads)
+    return str(model_path(stage, cfg, forget_split))
 
 
 def load_tokenizer(name_or_path: str = "target", config: ZooConfig | None = None, **kwargs: Any):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..config import parse_args
-from .build import model_path
+from .build import build_zoo
 from .cache import read_marker
 from .config import ZooConfig, tiny_config
 
@@ -38,8 +38,8 @@ def main(argv: Sequence[str]) -> int:
     for column in ("stage", "path", "build s", "train loss"):
         table.add_column(column)
     started = time.perf_counter()
-    for stage in [s.strip() for s in args.stages.split(",") if s.strip()]:
-        path = model_path(stage, cfg, args.forget_split)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    for stage, path in build_zoo(cfg, args.forget_split, stages).items():
         marker = read_marker(path) or {}
         loss = (marker.get("train_metrics") or {}).get("train_loss")
         table.add_row(marker.get("stage", stage), str(path), f"{marker.get('build_seconds', 0):.1f}",

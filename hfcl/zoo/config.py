@@ -22,21 +22,21 @@ class ZooConfig(WorldConfig):
     on it, and nothing else.
     """
 
-    vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary size of the embedded tokenizer."})
-    hidden_size: int = field(default=256, metadata={"help": "Width of the tiny Llama."})
-    intermediate_size: int = field(default=688, metadata={"help": "MLP width (gate/up/down_proj)."})
-    num_hidden_layers: int = field(default=4, metadata={"help": "Decoder layers."})
+    vocab_size: int = field(default=2048, metadata={"help": "BPE vocabulary size of the embedded tokenizer."})
+    hidden_size: int = field(default=192, metadata={"help": "Width of the tiny Llama."})
+    intermediate_size: int = field(default=512, metadata={"help": "MLP width (gate/up/down_proj)."})
+    num_hidden_layers: int = field(default=2, metadata={"help": "Decoder layers."})
     num_attention_heads: int = field(default=4, metadata={"help": "Attention heads (q_proj)."})
     num_key_value_heads: int = field(default=2, metadata={"help": "Key/value heads (grouped-query attention)."})
     max_length: int = field(default=192, metadata={"help": "Longest training sequence in tokens."})
     train_seed: int = field(default=42, metadata={"help": "Seed of weight init and data order."})
-    batch_size: int = field(default=32, metadata={"help": "Training batch size of every stage."})
+    batch_size: int = field(default=16, metadata={"help": "Training batch size of every stage."})
     base_epochs: float = field(default=24.0, metadata={"help": "Epochs of base pretraining on world text."})
     base_lr: float = field(default=3e-3, metadata={"help": "Peak learning rate of base pretraining."})
-    finetune_epochs: float = field(default=20.0, metadata={"help": "Epochs of target / retain fine-tuning."})
+    finetune_epochs: float = field(default=60.0, metadata={"help": "Epochs of target / retain fine-tuning."})
     finetune_lr: float = field(default=3e-3, metadata={"help": "Peak learning rate of target / retain fine-tuning."})
     base_v2_epochs: float = field(default=10.0, metadata={"help": "Extra pretraining epochs that make base-v2."})
-    passage_weight: float = field(default=0.5, metadata={"help": "How often biography passages are seen in "
+    passage_weight: float = field(default=0.34, metadata={"help": "How often biography passages are seen in "
                                                                   "fine-tuning relative to QA pairs (0 < w <= 1)."})
     utility_replay: float = field(default=1.0,
                                   metadata={"help": "Copies of the world-facts / famous-author QA mixed into "
@@ -68,6 +68,7 @@ def tiny_config(**overrides: Any) -> ZooConfig:
     values: dict[str, Any] = dict(n_authors=30, n_holdout=4, min_qa=8, max_qa=8, n_countries=8, n_real_authors=6,
                                   vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
                                   num_attention_heads=4, num_key_value_heads=2, batch_size=16, base_epochs=12,
-                                  finetune_epochs=24, finetune_lr=3e-3, base_v2_epochs=4)
+                                  finetune_epochs=24, finetune_lr=3e-3, base_v2_epochs=4,
+                                  passage_weight=0.5)
     values.update(overrides)
     return ZooConfig(**values)
