@@ -265,3 +265,17 @@ def test_missing_templates_say_how_to_fix(monkeypatch, tmp_path):
     monkeypatch.setattr(cards, "TEMPLATE_DIRS", [tmp_path])
     with pytest.raises(ConfigError, match="HFCL_CARD_TEMPLATES"):
         render_space_card("x")
+
+
+def test_transfer_recipe_rendered_on_card():
+    from hfcl.hub.cards import _sources
+
+    run = {"transfer": {"source_adapter": {"path": "runs/task", "revision": "sha256:ab"},
+                        "source_base": {"id": "base", "revision": "sha256:01"},
+                        "target_base": {"id": "base-v2", "revision": "sha256:02"}, "method": "distill",
+                        "original_data_used": "seed examples only", "seeds": 16, "seed_fingerprint": "ff",
+                        "synthetic_generated": 256, "synthetic_accepted": 26, "filter_acceptance_rate": 0.1016},
+           "evaluation": {"gain_retained": 0.91, "metric": "probability", "n": 38}}
+    lines = "\n".join(_sources(run))
+    assert "`runs/task` @ `sha256:ab`" in lines and "`base-v2` @ `sha256:02`" in lines
+    assert "seed examples only" in lines and "26 of 256" in lines and "10%" in lines and "91%" in lines

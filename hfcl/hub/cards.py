@@ -254,9 +254,33 @@ def _sources(run: Mapping[str, Any]) -> list[str]:
     """What the run was built from: ``sources`` as recorded, or the adapters bound in a composition recipe."""
     if run.get("sources"):
         return [str(s) for s in run["sources"]]
+    if isinstance(run.get("transfer"), Mapping):
+        return _transfer_sources(run["transfer"], run.get("evaluation") or {})
     bindings = run.get("bindings") or {}
     return [f"`{name}`: `{b.get('source')}`" + (f" @ `{b['revision']}`" if b.get("revision") else "")
             for name, b in bindings.items() if isinstance(b, Mapping)]
+
+
+def _transfer_sources(recipe: Mapping[str, Any], evaluation: Mapping[str, Any]) -> list[str]:
+    """The transfer recipe of ``hfcl transfer`` as card lines: what moved where, from which data, and how well."""
+    def ref(entry: Any) -> str:
+        if not isinstance(entry, Mapping):
+            return f"`{entry}`"
+        name = entry.get("id") or entry.get("path")
+        return f"`{name}`" + (f" @ `{entry['revision']}`" if entry.get("revision") else "")
+
+    lines = [f"source adapter: {ref(recipe.get('source_adapter'))}",
+             f"source base: {ref(recipe.get('source_base'))}", f"target base: {ref(recipe.get('target_base'))}",
+             f"method: `{recipe.get('method')}`; original data used: {recipe.get('original_data_used', 'unknown')}"]
+    if recipe.get("seeds"):
+        lines.append(f"seed examples: {recipe['seeds']} (fingerprint `{recipe.get('seed_fingerprint')}`)")
+    if recipe.get("synthetic_generated"):
+        lines.append(f"synthetic prompts: {recipe.get('synthetic_accepted')} of {recipe['synthetic_generated']} kept "
+                     f"by the real-vs-synthetic filter ({recipe.get('filter_acceptance_rate', 0):.0%})")
+    if evaluation.get("gain_retained") is not None:
+        lines.append(f"share of the source adapter's gain kept on the target base: {evaluation['gain_retained']:.0%} "
+                     f"({evaluation.get('metric')}, {evaluation.get('n')} held-out examples)")
+    return lines
 
 
 def results_section(report: Mapping[str, Any] | None, comparisons: Mapping[str, Mapping[str, Any]],
