@@ -17,6 +17,8 @@ from .errors import HfclError
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("hfcl.demo:main", "Tell the whole story on the embedded default: build, compare, unlearn, evaluate."),
     "zoo": ("hfcl.zoo.cli:main", "Build or locate the embedded default models (base, target, retain)."),
+    "unlearn": ("hfcl.unlearn.cli:main",
+                "Make a model forget a split (NPO, GradDiff, SimNPO, IdkDPO, RMU, ..., or negation) and save the run."),
     "eval": ("hfcl.eval.cli:main",
              "Evaluate a model on TOFU/MUSE (forget quality, utility, PrivLeak, MIA) and write eval_report.json."),
     "push": ("hfcl.hub.cli:main",

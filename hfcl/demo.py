@@ -2,20 +2,31 @@
 
 1. build (or load) the fictitious world and the embedded models: ``target`` knows every author, ``retain`` never saw
    the forget authors;
-2. show what each answers on a few forget and retain questions, with ROUGE-L recall against the truth.
+2. show what each answers on a few forget and retain questions, with ROUGE-L recall against the truth;
+3. ``unlearn``: NPO + GradDiff on a LoRA adapter of ``target`` (the reference is the adapter switched off);
+4. ``negate``: unlearning by negation, ``W_target - lambda * dW`` of a LoRA trained on the forget set, exact;
+5. ``transfer``: an adapter trained on ``base`` moved to the updated ``base-v2``, with the share of its gain kept;
+6. ``eval``: the TOFU suite (forget quality, model utility, PrivLeak, MIA) for target, retain and unlearned;
+7. ``card``: the unlearned run's eval card (README.md with model-index, tables, plots), written locally;
+then, on request, ``--push REPO`` shares the run on the Hub and ``--space`` serves the models side by side.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .config import parse_args
+from .errors import ConfigError
 from .utils.logging import get_logger
 from .zoo.config import ZooConfig
 
 logger = get_logger(__name__)
+
+#: The demo's chapters after the target/retain comparison, in the order they run.
+STEPS = ("unlearn", "negate", "transfer", "eval", "card")
 
 
 @dataclass
@@ -29,6 +40,27 @@ class DemoArguments:
                                                              "seconds, for a quick look); flags override it.",
                                                      "choices": ["default", "tiny"]})
     output_dir: str = field(default="hfcl-demo", metadata={"help": "Where the demo writes its run directories."})
+    steps: str = field(default=",".join(STEPS), metadata={"help": "Comma-separated chapters to run after the "
+                                                                   "target/retain comparison, in order: "
+                                                                   + ", ".join(STEPS) + "."})
+    push: str = field(default=None, metadata={"help": "Hub repo id (user/name) to push the unlearned run, its eval "
+                                                      "card and the forget/retain data to; off by default."})
+    space: bool = field(default=False, metadata={"help": "At the end, serve the Gradio Space with target, retain "
+                                                         "and the unlearned model side by side (blocks until "
+                                                         "Ctrl+C)."})
+
+    def step_list(self) -> list[str]:
+        """The chosen chapters, checked against :data:`STEPS`."""
+        chosen = [s.strip() for s in self.steps.split(",") if s.strip()]
+        unknown = [s for s in chosen if s not in STEPS]
+        if unknown:
+            raise ConfigError(f"steps: unknown chapter(s) {unknown}; choose from {', '.join(STEPS)}.")
+        if "card" in chosen and not {"unlearn", "eval"} <= set(chosen):
+            raise ConfigError("steps: 'card' needs 'unlearn' and 'eval' (the card shows the unlearned model's "
+                              "evaluation); add them or drop 'card'.")
+        if self.push and "card" not in chosen:
+            raise ConfigError("push: pushing needs the 'unlearn', 'eval' and 'card' steps.")
+        return chosen
 
 
 def rouge_l_recall(references: list[str], predictions: list[str]) -> list[float]:
@@ -56,15 +88,15 @@ def run_demo(args: DemoArguments, cfg: ZooConfig, console=None) -> dict[str, Any
     from rich.table import Table
 
     from .data import load_tofu
-    from .zoo import load_model, model_path
+    from .zoo import build_zoo, load_model
 
     console = console or Console()
     started = time.perf_counter()
-    stages = ("tokenizer", "base", "target", "retain")
-    with console.status("[bold]Building the embedded world and models (cached after the first run)...") as status:
-        for stage in stages:
-            status.update(f"[bold]Zoo: {stage}...")
-            model_path(stage, cfg, args.forget_split)
+    stages = ["tokenizer", "base", "target", "retain"]
+    if "transfer" in args.step_list():
+        stages.append("base-v2")
+    with console.status("[bold]Building the embedded world and models (cached after the first run)..."):
+        build_zoo(cfg, args.forget_split, stages)
     console.print(f"[green]Models ready[/] in {time.perf_counter() - started:.1f}s")
     splits = load_tofu(args.forget_split, world_config=cfg)
     results: dict[str, Any] = {}
@@ -92,8 +124,132 @@ def run_demo(args: DemoArguments, cfg: ZooConfig, console=None) -> dict[str, Any
         summary.add_row(stage, f"{results[stage]['forget']['mean_rouge']:.3f}",
                         f"{results[stage]['retain']['mean_rouge']:.3f}")
     console.print(summary)
-    console.print(f"Demo finished in {time.perf_counter() - started:.1f}s.")
+    _run_chapters(args, cfg, splits, results, console)
+    console.print(f"[bold green]Demo finished[/] in {time.perf_counter() - started:.1f}s; outputs in "
+                  f"{args.output_dir}/.")
+    if args.space:
+        from .space import launch_demo_space
+
+        extra = {"unlearned": results["unlearned_dir"]} if "unlearned_dir" in results else {}
+        launch_demo_space(cfg, args.forget_split, extra)
     return results
+
+
+def _run_chapters(args: DemoArguments, cfg: ZooConfig, splits, results: dict[str, Any], console) -> None:
+    """Unlearn, negate, transfer, evaluate and write the card: each chapter prints its own table."""
+    from pathlib import Path
+
+    from rich.rule import Rule
+
+    from .zoo import load_model
+
+    steps = args.step_list()
+    out = Path(args.output_dir)
+    if "unlearn" in steps:
+        from .unlearn import demo_unlearn
+
+        console.print(Rule("[bold]Forget on request: NPO + GradDiff on a LoRA adapter"))
+        model, tokenizer = load_model("target", cfg, args.forget_split)
+        with console.status("[bold]Unlearning the forget authors..."):
+            start = time.perf_counter()
+            unlearned = demo_unlearn(model, tokenizer, splits, out / "unlearned")
+            seconds = time.perf_counter() - start
+        results["unlearned_dir"] = str(out / "unlearned")
+        results["unlearned"] = {split: answer_split(unlearned, tokenizer, splits[split])
+                                for split in ("forget", "retain")}
+        _print_before_after(results, args, console, seconds)
+    if "negate" in steps:
+        from .compose.demo import negation_demo
+
+        console.print(Rule("[bold]Unlearning by negation: subtract a forget LoRA, exactly"))
+        with console.status("[bold]Training a forget LoRA and negating it..."):
+            results["negation"] = negation_demo(cfg, args.forget_split, output_dir=None, console=None)
+        from .compose.demo import print_table
+
+        print_table(results["negation"], console)
+    if "transfer" in steps:
+        from .transfer.demo import demo_transfer
+
+        console.print(Rule("[bold]Move what it learned: an adapter from base to the updated base-v2"))
+        with console.status("[bold]Training an adapter on base and transferring it..."):
+            lines: list[str] = []
+            results["transfer"] = demo_transfer(cfg, out / "transfer", print_fn=lines.append)
+        for line in lines:
+            console.print(line)
+    if "eval" in steps:
+        from .eval import evaluate_models, print_reports
+
+        console.print(Rule(f"[bold]Prove it: the TOFU suite on {args.forget_split}"))
+        models: dict[str, Any] = {"target": "target", "retain": "retain"}
+        if "unlearned_dir" in results:
+            models["unlearned"] = results["unlearned_dir"]
+        with console.status("[bold]Evaluating...") as status:
+            reports = evaluate_models(models, world_config=cfg, forget_split=args.forget_split,
+                                      progress=lambda name: status.update(f"[bold]Evaluating {name}..."))
+        print_reports(reports, title=f"TOFU {args.forget_split} (embedded world)", console=console)
+        results["reports"] = reports
+    if "card" in steps:
+        from .hub import write_eval_card
+
+        reports = results["reports"]
+        comparisons = {"target": reports["target"], "retain": reports["retain"]}
+        readme = write_eval_card(results["unlearned_dir"], report=reports["unlearned"], comparisons=comparisons)
+        results["card"] = str(readme)
+        console.print(f"Eval card written to [bold]{readme}[/] (model-index metadata, tables and plots).")
+        if args.push:
+            from .data import load_tofu
+            from .hub import push_demo
+
+            pushed = push_demo(results["unlearned_dir"], args.push, report=reports["unlearned"],
+                               comparisons=comparisons, splits=load_tofu(args.forget_split, world_config=cfg))
+            results["pushed"] = pushed
+            console.print(f"Pushed to the Hub: {', '.join(str(r) for r in pushed.values())}")
+
+
+def _print_before_after(results: dict[str, Any], args: DemoArguments, console, seconds: float) -> None:
+    from rich.table import Table
+
+    for split in ("forget", "retain"):
+        table = Table(title=f"after unlearning: {split} questions", show_lines=True)
+        for column in ("question", "truth", "target (before)", "unlearned (after)"):
+            table.add_column(column)
+        before, after = results["target"][split], results["unlearned"][split]
+        for i in range(min(args.n_questions, len(before["questions"]))):
+            table.add_row(before["questions"][i], before["truth"][i],
+                          f"{before['answers'][i]}  [dim]({before['rouge'][i]:.2f})[/]",
+                          f"{after['answers'][i]}  [dim]({after['rouge'][i]:.2f})[/]")
+        console.print(table)
+    summary = Table(title=f"mean ROUGE-L recall: unlearning took {seconds:.1f}s")
+    for column in ("model", "forget ↓", "retain ↑"):
+        summary.add_column(column)
+    for name in ("target", "unlearned", "retain"):
+        summary.add_row(name, f"{results[name]['forget']['mean_rouge']:.3f}",
+                        f"{results[name]['retain']['mean_rouge']:.3f}")
+    console.print(summary)
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """The demo prints its own tables: silence Trainer's per-step log lines, load bars and deprecation notes."""
+    import warnings
+
+    import transformers
+    from transformers.trainer_callback import PrinterCallback
+
+    verbosity = transformers.logging.get_verbosity()
+    on_log = PrinterCallback.on_log
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    PrinterCallback.on_log = lambda self, *args, **kwargs: None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        PrinterCallback.on_log = on_log
+        transformers.utils.logging.enable_progress_bar()
+        transformers.logging.set_verbosity(verbosity)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -102,5 +258,7 @@ def main(argv: Sequence[str]) -> int:
                                        "the fictitious world and tiny Llama models, then compare what they know.")
     from .zoo.cli import apply_preset
 
-    run_demo(args, apply_preset(args.preset, cfg, argv))
+    args.step_list()  # bad chapter names fail before any work
+    with quiet_libraries():
+        run_demo(args, apply_preset(args.preset, cfg, argv))
     return 0

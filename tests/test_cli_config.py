@@ -62,8 +62,29 @@ def test_unknown_command_and_flag_fail(capsys):
 
 
 @pytest.mark.slow
-def test_demo_on_reduced_config(tiny_zoo, capsys):
-    code = main(["demo", "--preset", "tiny", "--n_questions", "2"])
+def test_demo_on_reduced_config(tiny_zoo, capsys, tmp_path):
+    """The whole story on the tiny zoo: every chapter runs, the unlearned model forgets, the card is written."""
+    from hfcl.demo import DemoArguments, run_demo
+
+    args = DemoArguments(n_questions=2, output_dir=str(tmp_path / "demo"))
+    results = run_demo(args, tiny_zoo.config)
     out = capsys.readouterr().out
-    assert code == 0
-    assert "forget questions" in out and "retain questions" in out and "mean ROUGE-L" in out
+    for text in ("forget questions", "retain questions", "mean ROUGE-L", "Forget on request", "negation",
+                 "base-v2", "TOFU forget10", "Eval card written"):
+        assert text in out, text
+    target, unlearned = results["target"], results["unlearned"]
+    assert unlearned["forget"]["mean_rouge"] <= 0.5 * target["forget"]["mean_rouge"]
+    assert unlearned["retain"]["mean_rouge"] >= 0.8 * target["retain"]["mean_rouge"]
+    reports = results["reports"]
+    assert reports["unlearned"].aggregates["forget_quality"] > reports["target"].aggregates["forget_quality"]
+    card = (tmp_path / "demo" / "unlearned" / "README.md").read_text()
+    assert "model-index" in card and "forget_quality" in card
+    assert (tmp_path / "demo" / "unlearned" / "adapter_model.safetensors").is_file()
+
+
+def test_demo_cli_and_bad_steps(tiny_zoo, capsys, tmp_path):
+    assert main(["demo", "--preset", "tiny", "--n_questions", "1", "--steps", "", "--output_dir",
+                 str(tmp_path)]) == 0
+    assert "mean ROUGE-L" in capsys.readouterr().out
+    assert main(["demo", "--preset", "tiny", "--steps", "unlearn,fly"]) == 2
+    assert "fly" in capsys.readouterr().err

@@ -1,0 +1,65 @@
+"""``hfcl unlearn``: unlearn a forget split from a model and write a run directory.
+
+    hfcl unlearn --output_dir out/npo                               # NPO+GradDiff, LoRA, embedded target, forget10
+    hfcl unlearn --config unlearn.yaml --method SimNPO --lora false
+    hfcl unlearn --model ./my-model --forget_file forget.jsonl --retain_file retain.jsonl --output_dir out/x
+    hfcl unlearn --method negation --lam 2 --output_dir out/neg     # task-vector negation (``hfcl negate``'s options)
+
+Every option of :class:`~hfcl.unlearn.run.UnlearnRunArgs` and :class:`~hfcl.unlearn.UnlearningConfig` (including
+all ``TrainingArguments``) is a flag and a YAML key of the same name.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..config import parse_args
+
+
+def _requested_method(argv: Sequence[str]) -> str | None:
+    """``--method`` from the flags, without parsing anything else."""
+    argv = list(argv)
+    for i, arg in enumerate(argv):
+        if arg == "--method" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--method="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _without_method(argv: Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--method":
+            skip = True
+            continue
+        if not arg.startswith("--method="):
+            out.append(arg)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(argv or [])
+    if (_requested_method(argv) or "").lower() == "negation":
+        # Unlearning by negation is weight arithmetic, not a loss: train a forget LoRA, subtract lam * dW.
+        from ..compose.negation_cli import main as negate_main
+
+        return negate_main(_without_method(argv))
+    from .config import UnlearningConfig
+    from .run import UnlearnRunArgs, unlearn
+
+    run, config = parse_args([UnlearnRunArgs, UnlearningConfig], argv, prog="hfcl unlearn",
+                             description="Make a model forget a split (NPO, GradDiff, SimNPO, IdkDPO, RMU, ...) and "
+                                         "save the adapter or model, the tokenizer and hfcl_run.json atomically.")
+    out = unlearn(run, config)
+    print(f"Unlearned with {config.method} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

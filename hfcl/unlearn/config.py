@@ -1,0 +1,98 @@
+"""``UnlearningConfig``: TrainingArguments plus the unlearning method, its hyperparameters and the reference mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from ..errors import ConfigError
+from .methods import METHODS, get_method, reference_needs, resolve_retain
+
+REFERENCE_MODES = ("auto", "adapter_disabled", "model", "cached", "none")
+
+
+@dataclass
+class UnlearningConfig(TrainingArguments):
+    """Configuration of :class:`~hfcl.unlearn.UnlearningTrainer` (a ``TrainingArguments`` subclass, YAML-loadable).
+
+    The loss is ``gamma · forget_term(method) + alpha · retain_term(retain_loss)``.
+    """
+
+    method: str = field(default="NPO", metadata={"help": f"Unlearning method: {', '.join(METHODS)} "
+                                                         "(case-insensitive); on the command line 'negation' "
+                                                         "runs `hfcl negate` (subtract a forget LoRA) with its "
+                                                         "options."})
+    retain_loss: str = field(default="auto", metadata={
+        "help": "Retain term: 'nll' (NLL on retain answers), 'kl' (KL(p_ref||p_θ) on retain answer tokens), 'embed' "
+                "(RMU: match the reference's activations), 'none', or 'auto' (the method's default)."})
+    reference: str = field(default="auto", metadata={
+        "help": "Reference model for NPO/IdkDPO/UNDIAL/KL: 'adapter_disabled' (PEFT model with its adapter off: no "
+                "copy), 'model' (frozen copy or ref_model), 'cached' (sequence log-probs computed once before "
+                "training; NPO/IdkDPO only), 'none', or 'auto' (the cheapest correct one)."})
+    beta: float | None = field(default=None, metadata={
+        "help": "Inverse temperature of NPO/SimNPO/IdkDPO (defaults 0.1/4.5/0.1), UNDIAL's logit penalty (10) or "
+                "WGA's weight exponent (1). None = the method's default."})
+    alpha: float = field(default=1.0, metadata={"help": "Weight of the retain term."})
+    gamma: float | None = field(default=None, metadata={"help": "Weight of the forget term (None = method default: "
+                                                                "1, SimNPO 0.125)."})
+    delta: float = field(default=0.0, metadata={"help": "SimNPO reward margin δ."})
+    rmu_layer: int | None = field(default=None, metadata={
+        "help": "RMU: index of the decoder layer whose output is steered (None = the middle layer)."})
+    rmu_steering_coeff: float = field(default=2.0, metadata={"help": "RMU: norm c of the random control vector c·u."})
+    trainable_params_regex: str | None = field(default=None, metadata={
+        "help": "Only parameters whose name matches this regex (re.search) are trained, e.g. "
+                "'layers\\.1\\.mlp\\.down_proj' for RMU. None = every trainable parameter."})
+    idk_answers: list[str] | None = field(default=None, metadata={
+        "help": "Refusal answers for IdkDPO/IdkNLL when the forget data has no 'idk_answer' column "
+                "(None = a built-in list). One is picked per forget example, deterministically."})
+    max_length: int = field(default=256, metadata={"help": "Longest tokenized example (answers are cut at the end)."})
+    salun_sparsity: float | None = field(default=None, metadata={
+        "help": "SalUn: update only this fraction (0 < f <= 1) of trainable weights, those with the largest "
+                "forget-loss gradient magnitude at the start; the others stay exactly unchanged. None = off."})
+    soul: bool = field(default=False, metadata={
+        "help": "SOUL: train with a Sophia-style clipped second-order optimizer instead of AdamW."})
+    soul_rho: float = field(default=0.04, metadata={"help": "SOUL: clipping scale ρ of the preconditioned update."})
+    soul_beta1: float = field(default=0.9, metadata={"help": "SOUL: momentum decay β1."})
+    soul_beta2: float = field(default=0.95, metadata={"help": "SOUL: Hessian-diagonal estimate decay β2."})
+    # TrainingArguments fields whose defaults differ for unlearning
+    learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate (OpenUnlearning's TOFU "
+                                                                 "default)."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: batches are nested dicts."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no', 'steps' or 'epoch'."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        method = get_method(self.method)
+        self.method = method.name
+        self.retain_kind = resolve_retain(method, self.retain_loss)
+        if self.reference not in REFERENCE_MODES:
+            raise ConfigError(f"reference={self.reference!r} is not one of {', '.join(REFERENCE_MODES)}.")
+        needs = reference_needs(method, self.retain_kind)
+        if self.reference == "cached" and needs - {"logps"}:
+            raise ConfigError(f"reference='cached' stores sequence log-probs only, but {method.name} with "
+                              f"retain_loss={self.retain_kind!r} needs reference {', '.join(sorted(needs))}; use "
+                              "'adapter_disabled' (PEFT), 'model' or 'auto'.")
+        if self.reference == "none" and needs:
+            raise ConfigError(f"{method.name} with retain_loss={self.retain_kind!r} needs a reference model; set "
+                              "reference to 'auto', 'adapter_disabled', 'model' or 'cached'.")
+        if self.beta is not None and self.beta <= 0:
+            raise ConfigError(f"beta={self.beta} must be > 0.")
+        if self.alpha < 0 or (self.gamma is not None and self.gamma < 0):
+            raise ConfigError("alpha and gamma must be >= 0.")
+        if self.salun_sparsity is not None and not 0 < self.salun_sparsity <= 1:
+            raise ConfigError(f"salun_sparsity={self.salun_sparsity} must be in (0, 1].")
+        if self.soul_rho <= 0:
+            raise ConfigError(f"soul_rho={self.soul_rho} must be > 0.")
+        if self.max_length < 8:
+            raise ConfigError(f"max_length={self.max_length} is too small.")
+        if self.idk_answers is not None and not self.idk_answers:
+            raise ConfigError("idk_answers is empty; give at least one refusal answer or leave it unset.")
+
+    @property
+    def forget_weight(self) -> float:
+        return self.gamma if self.gamma is not None else get_method(self.method).gamma
+
+
+__all__ = ["UnlearningConfig", "REFERENCE_MODES"]

@@ -1,0 +1,217 @@
+"""The method registry: each unlearning method is a forget term (one small function over a :class:`Step`) plus a
+default retain term and default hyperparameters.
+
+Adding a method is one function in :mod:`hfcl.unlearn.losses`, one ``_forget_*`` adapter here and one
+:data:`METHODS` entry. The :class:`Step` computes model outputs lazily and once, so a method only pays for what it
+reads (a reference forward, the refusal batch, a hidden layer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+import torch
+
+from ..errors import ConfigError
+from . import losses as L
+
+# What a method can need from the reference model: sequence log-probs (cacheable), full logits, hidden states.
+REF_LOGPS, REF_LOGITS, REF_HIDDEN = "logps", "logits", "hidden"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One unlearning method: how to compute its forget term and what it needs."""
+
+    name: str
+    forget: Callable[["Step"], torch.Tensor]
+    retain: str = "nll"  # default retain term: nll | kl | embed | none
+    beta: float | None = None
+    gamma: float = 1.0
+    reference: frozenset = field(default_factory=frozenset)  # of REF_* the forget term needs
+    needs_idk: bool = False
+    description: str = ""
+
+
+class Step:
+    """Everything one micro-batch's loss may need, computed on first use.
+
+    ``counts`` holds the number of units (``<part>_tokens``, ``<part>_examples``) in the whole optimizer step, used as
+    loss denominators so accumulation and data parallelism are exact.
+    """
+
+    def __init__(self, model, inputs: dict[str, Any], counts: dict[str, Any], reference, config, method: Method,
+                 rmu_control: torch.Tensor | None = None, rmu_layer: int | None = None):
+        self.model, self.inputs, self.counts = model, inputs, counts
+        self.reference, self.config, self.method = reference, config, method
+        self.rmu_control, self.rmu_layer = rmu_control, rmu_layer
+        self.beta = config.beta if config.beta is not None else method.beta
+        self._outputs: dict[str, tuple] = {}
+
+    def tokens(self, part: str):
+        return self.counts[f"{part}_tokens"]
+
+    def examples(self, part: str):
+        return self.counts[f"{part}_examples"]
+
+    def batch(self, part: str) -> dict[str, torch.Tensor]:
+        return self.inputs[part]
+
+    def forward(self, part: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(logits, hidden at the RMU layer or None)`` of the trained model on ``part``."""
+        if part not in self._outputs:
+            self._outputs[part] = forward_with_hidden(self.model, self.batch(part), self.rmu_layer)
+        return self._outputs[part]
+
+    def logits(self, part: str) -> torch.Tensor:
+        return self.forward(part)[0]
+
+    def hidden(self, part: str) -> torch.Tensor:
+        return self.forward(part)[1]
+
+    def logps(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return L.sequence_logps(self.logits(part), self.batch(part)["labels"])
+
+    def ref_logps(self, part: str) -> torch.Tensor:
+        return self.reference.logps(self.model, part, self.batch(part), self.inputs["index"])
+
+    def ref_logits(self, part: str) -> torch.Tensor:
+        return self.reference.forward(self.model, self.batch(part), None)[0]
+
+    def ref_hidden(self, part: str) -> torch.Tensor:
+        return self.reference.forward(self.model, self.batch(part), self.rmu_layer)[1]
+
+    @cached_property
+    def forget_mask(self) -> torch.Tensor:
+        return L.answer_positions(self.batch("forget")["labels"])
+
+
+def forward_with_hidden(model, batch: dict[str, torch.Tensor], layer: int | None):
+    """Run ``model`` on ``batch``; also capture the output of decoder layer ``layer`` (a forward hook) if given."""
+    captured: list[torch.Tensor] = []
+    handle = None
+    if layer is not None:
+        module = decoder_layer(model, layer)
+        handle = module.register_forward_hook(
+            lambda _m, _i, out: captured.append(out[0] if isinstance(out, (tuple, list)) else out))
+    try:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    finally:
+        if handle is not None:
+            handle.remove()
+    return out.logits, (captured[-1] if captured else None)
+
+
+def decoder_layer(model, index: int) -> torch.nn.Module:
+    """Decoder layer ``index`` of a causal LM (plain, PEFT- or DDP-wrapped): the module named ``...layers.<index>``."""
+    for name, module in model.named_modules():
+        if name.endswith(f"layers.{index}") and isinstance(module, torch.nn.Module):
+            return module
+    raise ConfigError(f"rmu_layer={index}: the model has no module named '*layers.{index}'; choose a decoder layer "
+                      "index between 0 and num_hidden_layers-1.")
+
+
+# ---- forget terms ------------------------------------------------------------------------------------------------
+
+def _forget_grad_ascent(s: Step) -> torch.Tensor:
+    return L.grad_ascent_loss(s.logits("forget"), s.batch("forget")["labels"], s.tokens("forget"))
+
+
+def _forget_npo(s: Step) -> torch.Tensor:
+    logps, _ = s.logps("forget")
+    return L.npo_loss(logps, s.ref_logps("forget"), s.beta, s.examples("forget"))
+
+
+def _forget_simnpo(s: Step) -> torch.Tensor:
+    logps, lengths = s.logps("forget")
+    return L.simnpo_loss(logps, lengths, s.beta, s.config.delta, s.examples("forget"))
+
+
+def _forget_idk_dpo(s: Step) -> torch.Tensor:
+    chosen, _ = s.logps("idk")
+    rejected, _ = s.logps("forget")
+    return L.dpo_loss(chosen, rejected, s.ref_logps("idk"), s.ref_logps("forget"), s.beta, s.examples("forget"))
+
+
+def _forget_idk_nll(s: Step) -> torch.Tensor:
+    return L.nll_loss(s.logits("idk"), s.batch("idk")["labels"], s.tokens("idk"))
+
+
+def _forget_rmu(s: Step) -> torch.Tensor:
+    return L.rmu_forget_loss(s.hidden("forget"), s.rmu_control, s.forget_mask, s.tokens("forget"))
+
+
+def _forget_undial(s: Step) -> torch.Tensor:
+    return L.undial_loss(s.logits("forget"), s.ref_logits("forget"), s.batch("forget")["labels"], s.beta,
+                         s.tokens("forget"))
+
+
+def _forget_wga(s: Step) -> torch.Tensor:
+    return L.wga_loss(s.logits("forget"), s.batch("forget")["labels"], s.beta, s.tokens("forget"))
+
+
+# ---- retain terms ------------------------------------------------------------------------------------------------
+
+def retain_term(kind: str, s: Step) -> torch.Tensor | None:
+    """The retain term ``kind`` (``nll`` | ``kl`` | ``embed`` | ``none``) on the retain batch."""
+    if kind == "none":
+        return None
+    labels = s.batch("retain")["labels"]
+    if kind == "nll":
+        return L.nll_loss(s.logits("retain"), labels, s.tokens("retain"))
+    if kind == "kl":
+        return L.kl_loss(s.logits("retain"), s.ref_logits("retain"), labels, s.tokens("retain"))
+    if kind == "embed":
+        return L.rmu_retain_loss(s.hidden("retain"), s.ref_hidden("retain"), L.answer_positions(labels),
+                                 s.tokens("retain"))
+    raise ConfigError(f"Unknown retain_loss {kind!r}; choose from {', '.join(RETAIN_LOSSES)}.")
+
+
+RETAIN_LOSSES = ("auto", "nll", "kl", "embed", "none")
+RETAIN_REFERENCE = {"kl": frozenset({REF_LOGITS}), "embed": frozenset({REF_HIDDEN})}
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("GradAscent", _forget_grad_ascent, retain="none", description="-NLL on the forget set."),
+    Method("GradDiff", _forget_grad_ascent, description="-NLL on forget + NLL on retain."),
+    Method("NPO", _forget_npo, beta=0.1, reference=frozenset({REF_LOGPS}),
+           description="Negative preference optimization against the pre-unlearning model."),
+    Method("SimNPO", _forget_simnpo, beta=4.5, gamma=0.125, description="Reference-free, length-normalised NPO."),
+    Method("IdkDPO", _forget_idk_dpo, beta=0.1, reference=frozenset({REF_LOGPS}), needs_idk=True,
+           description="DPO preferring a refusal over the forget answer."),
+    Method("IdkNLL", _forget_idk_nll, needs_idk=True, description="NLL on refusal answers to forget questions."),
+    Method("RMU", _forget_rmu, retain="embed", description="Steer a layer's activations on forget data to c·u."),
+    Method("UNDIAL", _forget_undial, retain="none", beta=10.0, reference=frozenset({REF_LOGITS}),
+           description="Self-distillation to reference logits with the true token's logit lowered by β."),
+    Method("WGA", _forget_wga, beta=1.0, description="Gradient ascent weighted by p_θ(y_t)^β."),
+]}
+
+
+def get_method(name: str) -> Method:
+    """Look a method up by name, case-insensitively (``npo``, ``NPO``, ``grad_diff``, ``GradDiff``)."""
+    key = name.replace("_", "").replace("-", "").lower()
+    for method in METHODS.values():
+        if method.name.lower() == key:
+            return method
+    raise ConfigError(f"Unknown unlearning method {name!r}; choose from {', '.join(METHODS)}.")
+
+
+def resolve_retain(method: Method, retain_loss: str) -> str:
+    """The retain term to use: the method's default for ``auto``."""
+    if retain_loss not in RETAIN_LOSSES:
+        raise ConfigError(f"retain_loss={retain_loss!r} is not one of {', '.join(RETAIN_LOSSES)}.")
+    kind = method.retain if retain_loss == "auto" else retain_loss
+    if kind == "embed" and method.name != "RMU":
+        raise ConfigError("retain_loss='embed' matches hidden states at the RMU layer and only works with "
+                          "method='RMU'; use 'nll' or 'kl'.")
+    return kind
+
+
+def reference_needs(method: Method, retain_kind: str) -> frozenset:
+    """Everything the reference model must provide for this method + retain term."""
+    return method.reference | RETAIN_REFERENCE.get(retain_kind, frozenset())
+
+
+__all__ = ["Method", "Step", "METHODS", "RETAIN_LOSSES", "get_method", "resolve_retain", "reference_needs",
+           "retain_term", "forward_with_hidden", "decoder_layer", "REF_LOGPS", "REF_LOGITS", "REF_HIDDEN"]

@@ -1,0 +1,252 @@
+"""``UnlearningTrainer``: a ``transformers.Trainer`` whose loss is ``γ·forget_term + α·retain_term`` on paired
+forget/retain batches, with the reference model in its cheapest correct form (see :mod:`hfcl.unlearn.reference`).
+
+Correct under the Trainer's real conditions: every loss term is divided by the number of its units (answer tokens or
+examples) in the whole optimizer step, counted over all accumulation micro-batches and all processes, so ``4×2``
+accumulation, ``1×8`` and two data-parallel processes give the same update.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from ..errors import ConfigError, TrainingError
+from ..utils.logging import get_logger
+from . import losses as L
+from .config import UnlearningConfig
+from .data import (
+    IDK_ANSWERS,
+    PairedCollator,
+    PairedUnlearningDataset,
+    idk_example,
+    tokenize_rows,
+    validate_unlearning_data,
+)
+from .methods import Step, decoder_layer, get_method, reference_needs, retain_term
+from .optim import SaliencyMask, SophiaG, saliency_masks
+from .reference import Reference, choose_reference, is_peft_model
+
+logger = get_logger(__name__)
+PARTS = ("forget", "retain", "idk")
+
+
+class _PairingEpoch(TrainerCallback):
+    """Rotate the retain pairing at each epoch (also after resuming mid-epoch)."""
+
+    def __init__(self, dataset: PairedUnlearningDataset):
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.dataset.set_epoch(math.floor((state.epoch or 0.0) + 1e-6))
+
+
+class UnlearningTrainer(Trainer):
+    """Unlearn ``forget_dataset`` while keeping ``retain_dataset`` (TRL-style arguments).
+
+    Args:
+        model: a model, a zoo stage name (``"target"``), a local folder or a Hub id.
+        args: an :class:`UnlearningConfig`.
+        forget_dataset / retain_dataset: datasets (or lists of dicts) in TOFU (``question``/``answer``),
+            prompt-completion or conversational (``messages``) format. Loss is on answer tokens only.
+        processing_class: the tokenizer (loaded with the model when ``model`` is a name).
+        ref_model: an explicit frozen reference model (default: derived from ``model``, see ``args.reference``).
+        peft_config: a PEFT config; the model is wrapped with it (the reference is then free).
+    """
+
+    def __init__(self, model, args: UnlearningConfig | None = None, forget_dataset=None, retain_dataset=None,
+                 processing_class=None, ref_model=None, peft_config=None, callbacks=None,
+                 optimizers=(None, None), **kwargs: Any):
+        args = args if args is not None else UnlearningConfig(output_dir="unlearn_output")
+        if not isinstance(args, UnlearningConfig):
+            raise ConfigError(f"args must be an UnlearningConfig, got {type(args).__name__}.")
+        if str(getattr(args, "eval_strategy", "no")) not in ("no", "IntervalStrategy.NO"):
+            raise ConfigError("UnlearningTrainer does not evaluate during training; set eval_strategy='no' and run "
+                              "`hfcl eval` on the output.")
+        if isinstance(model, (str, Path)):
+            from ..zoo import load_model
+
+            model, tokenizer = load_model(str(model))
+            processing_class = processing_class or tokenizer
+        if processing_class is None:
+            raise ConfigError("processing_class (the tokenizer) is required when model is not a name or path.")
+        self.method = get_method(args.method)
+        retain_kind = args.retain_kind
+        forget_rows, retain_rows = validate_unlearning_data(forget_dataset, retain_dataset, retain_kind != "none")
+        if peft_config is not None:
+            from peft import get_peft_model
+            from transformers import set_seed
+
+            set_seed(args.seed)  # the adapter's random init is part of the run's recipe
+
+            model = get_peft_model(model, peft_config)
+        if args.gradient_checkpointing and is_peft_model(model):
+            model.enable_input_require_grads()  # otherwise checkpointed LoRA layers get no gradient
+        if args.trainable_params_regex:
+            _restrict_trainable(model, args.trainable_params_regex)
+
+        self.rmu_layer = None
+        if self.method.name == "RMU" or retain_kind == "embed":
+            n_layers = model.config.num_hidden_layers
+            self.rmu_layer = args.rmu_layer if args.rmu_layer is not None else n_layers // 2
+            decoder_layer(model, self.rmu_layer)  # fail now if it does not exist
+
+        forget_tok = tokenize_rows(processing_class, forget_rows, args.max_length)
+        retain_tok = tokenize_rows(processing_class, retain_rows, args.max_length) if retain_kind != "none" else []
+        idk_tok = []
+        if self.method.needs_idk:
+            answers = args.idk_answers or IDK_ANSWERS
+            idk_tok = tokenize_rows(processing_class, [idk_example(r, i, answers) for i, r in enumerate(forget_rows)],
+                                    args.max_length)
+        dataset = PairedUnlearningDataset(forget_tok, retain_tok, idk_tok, seed=args.seed)
+        mode = choose_reference(args.reference, reference_needs(self.method, retain_kind), model, ref_model)
+        if args.soul:
+            kwargs["optimizer_cls_and_kwargs"] = (SophiaG, dict(
+                lr=args.learning_rate, betas=(args.soul_beta1, args.soul_beta2), rho=args.soul_rho,
+                batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps))
+        super().__init__(model=model, args=args, train_dataset=dataset, data_collator=PairedCollator(processing_class),
+                         processing_class=processing_class, callbacks=callbacks, optimizers=optimizers, **kwargs)
+        self.loss_is_scaled_for_ga = True
+        self.add_callback(_PairingEpoch(dataset))
+        self.reference_mode = mode
+        self.reference = Reference.build(mode, self.model, self.accelerator.unwrap_model, ref_model)
+        if mode == "model":
+            self.reference.ref_model.to(self.args.device)
+        if mode == "cached":
+            parts = {"forget": forget_tok, **({"idk": idk_tok} if idk_tok else {})}
+            self.reference.fill_cache(self.model, parts, lambda rows: PairedCollator(processing_class).pad(
+                [dict(r) for r in rows]), args.per_device_eval_batch_size, self.args.device)
+        self.rmu_control = None
+        if self.method.name == "RMU":
+            self.rmu_control = L.rmu_control_vector(model.config.hidden_size, args.rmu_steering_coeff, args.seed)
+        self.salun = self._saliency(forget_tok, processing_class) if args.salun_sparsity else None
+        self._metric_sums: dict[str, float] = defaultdict(float)
+        self._metric_steps = 0
+        logger.info("Unlearning with %s (retain: %s, reference: %s) on %d forget / %d retain examples.",
+                    self.method.name, retain_kind, mode, len(forget_tok), len(retain_tok))
+
+    # ---- loss ----------------------------------------------------------------------------------------------------
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device):
+        """Units per loss term in the whole optimizer step (all micro-batches, all processes)."""
+        if not batch_samples:
+            return None
+        return self._count_units(batch_samples, device)
+
+    def _count_units(self, batches: list[dict], device) -> dict[str, torch.Tensor]:
+        keys, values = [], []
+        for part in PARTS:
+            if part in batches[0]:
+                keys += [f"{part}_tokens", f"{part}_examples"]
+                values += [sum(int(b[part]["labels"][:, 1:].ne(L.IGNORE_INDEX).sum()) for b in batches),
+                           sum(int(b[part]["labels"].shape[0]) for b in batches)]
+        vec = torch.tensor(values, dtype=torch.float32, device=device)
+        if self.args.world_size > 1:
+            vec = self.accelerator.gather(vec.unsqueeze(0)).sum(0)
+        return dict(zip(keys, vec))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        counts = num_items_in_batch if isinstance(num_items_in_batch, dict) else None
+        # DDP averages gradients over processes; the terms are normalised by global counts, so undo that average.
+        scale = self.accelerator.num_processes if counts is not None else 1
+        if counts is None:
+            counts = {k: v for k, v in zip(*_local_counts(inputs))}
+        step = Step(model, inputs, counts, self.reference, self.args, self.method, self.rmu_control, self.rmu_layer)
+        forget = self.method.forget(step)
+        retain = retain_term(self.args.retain_kind, step)
+        loss = self.args.forget_weight * forget
+        if retain is not None:
+            loss = loss + self.args.alpha * retain
+        if not torch.isfinite(loss.detach()).all():
+            raise TrainingError(
+                f"Non-finite unlearning loss at step {self.state.global_step + 1} with method {self.method.name} "
+                f"(forget term {float(forget.detach()):.4g}, retain term "
+                f"{float(retain.detach()) if retain is not None else 0.0:.4g}); lower learning_rate or beta, or "
+                "enable max_grad_norm.")
+        if model.training:
+            self._metric_sums["forget_loss"] += float(forget.detach()) * scale
+            if retain is not None:
+                self._metric_sums["retain_loss"] += float(retain.detach()) * scale
+        loss = loss * scale
+        return (loss, {"forget_loss": forget.detach()}) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        steps = self.state.global_step - self._metric_steps
+        if "loss" in logs and steps > 0 and self._metric_sums:
+            for key, total in self._metric_sums.items():
+                logs[key] = round(total / steps, 6)
+            self._metric_sums.clear()
+            self._metric_steps = self.state.global_step
+        super().log(logs, start_time)
+
+    # ---- optimizer-level options ---------------------------------------------------------------------------------
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self.salun is not None and not getattr(self, "_salun_attached", False):
+            self.salun.attach(optimizer)
+            self._salun_attached = True
+        return optimizer
+
+    def _saliency(self, forget_tok: list[dict], tokenizer) -> SaliencyMask:
+        """SalUn masks from the gradient of the forget NLL over the whole forget set at the start."""
+        model = self.model
+        params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        collate = PairedCollator(tokenizer).pad
+        total = sum(len([t for t in r["labels"][1:] if t != L.IGNORE_INDEX]) for r in forget_tok)
+        model.zero_grad(set_to_none=True)
+        bs = self.args.per_device_train_batch_size
+        for start in range(0, len(forget_tok), bs):
+            rows = [dict(r) for r in forget_tok[start:start + bs]]
+            batch = {k: v.to(self.args.device) for k, v in collate(rows).items()}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            L.nll_loss(logits, batch["labels"], total).backward()
+        grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in params.items()}
+        masks = saliency_masks(grads, self.args.salun_sparsity)
+        model.zero_grad(set_to_none=True)
+        mask = SaliencyMask(params, masks)
+        logger.info("SalUn: updating %.1f%% of %d trainable weights.", 100 * mask.fraction(),
+                    sum(p.numel() for p in params.values()))
+        return mask
+
+    # ---- saving --------------------------------------------------------------------------------------------------
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        super()._save(output_dir, state_dict)
+        if self.reference_mode == "cached" and self.reference.cache:
+            from safetensors.torch import save_file
+
+            out = Path(output_dir or self.args.output_dir)
+            save_file({k: v.contiguous() for k, v in self.reference.cache.items()},
+                      str(out / "reference_logps.safetensors"))
+
+
+def _local_counts(inputs: dict[str, Any]) -> tuple[list[str], list[torch.Tensor]]:
+    keys, values = [], []
+    for part in PARTS:
+        if part in inputs:
+            labels = inputs[part]["labels"]
+            keys += [f"{part}_tokens", f"{part}_examples"]
+            values += [labels[:, 1:].ne(L.IGNORE_INDEX).sum(), labels.shape[0]]
+    return keys, values
+
+
+def _restrict_trainable(model, pattern: str) -> None:
+    regex = re.compile(pattern)
+    matched = 0
+    for name, p in model.named_parameters():
+        if p.requires_grad and not regex.search(name):
+            p.requires_grad_(False)
+        matched += int(p.requires_grad)
+    if not matched:
+        raise ConfigError(f"trainable_params_regex={pattern!r} matches no trainable parameter; names look like "
+                          f"{next(n for n, _ in model.named_parameters())!r}.")
+
+
+__all__ = ["UnlearningTrainer"]

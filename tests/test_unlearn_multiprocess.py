@@ -1,0 +1,74 @@
+"""``accelerate launch --num_processes 2`` (CPU, gloo) runs NPO+GradDiff to the same weights as one process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = r'''
+import sys
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from hfcl.unlearn import UnlearningConfig, UnlearningTrainer
+
+tokenizer_path, out, per_device = sys.argv[1], sys.argv[2], int(sys.argv[3])
+tok = AutoTokenizer.from_pretrained(tokenizer_path)
+torch.manual_seed(0)
+model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2))
+forget = [{"question": f"Where was author {i} born?", "answer": f"Author {i} was born in city {i}."} for i in range(8)]
+retain = [{"question": f"What did writer {i} write?", "answer": f"Writer {i} wrote book {i}."} for i in range(6)]
+args = UnlearningConfig(output_dir=out + ".work", method="NPO", retain_loss="nll",
+                        per_device_train_batch_size=per_device,
+                        max_steps=2, learning_rate=0.05, optim="sgd", max_grad_norm=0.0, use_cpu=True, seed=0,
+                        report_to="none", disable_tqdm=True, save_strategy="no", lr_scheduler_type="constant")
+trainer = UnlearningTrainer(model, args, forget, retain, processing_class=tok)
+trainer.train()
+if trainer.is_world_process_zero():
+    torch.save({n: p.detach().clone() for n, p in trainer.model.named_parameters()}, out)
+trainer.accelerator.wait_for_everyone()
+if torch.distributed.is_initialized():  # a clean shutdown: no rank exits while gloo is still talking
+    torch.distributed.destroy_process_group()
+'''
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tiny_tokenizer, tmp_path):
+    tokenizer_dir = tmp_path / "tok"
+    tiny_tokenizer.save_pretrained(tokenizer_dir)
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT)
+    accelerate = Path(sys.executable).with_name("accelerate")
+    _run([sys.executable, str(script), str(tokenizer_dir), str(tmp_path / "one.pt"), "4"], tmp_path)
+    _run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+          "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(script), str(tokenizer_dir),
+          str(tmp_path / "two.pt"), "2"], tmp_path)
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    for name, value in one.items():
+        torch.testing.assert_close(two[name], value, atol=1e-5, rtol=0, msg=name)
+    # the two runs must actually have trained: compare with a fresh init of the same seed
+    torch.manual_seed(0)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    init = LlamaForCausalLM(LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2))
+    moved = any(not torch.allclose(p.detach(), one[n], atol=1e-4) for n, p in init.named_parameters())
+    assert moved
