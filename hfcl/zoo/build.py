@@ -189,8 +189,11 @@ def build_zoo(config: ZooConfig | None = None, forget_split: str = "forget10",
 
 def _build_in_worker(stage: str, cfg: ZooConfig, forget_split: str, threads: int) -> str:
     import torch
+    import transformers
 
     torch.set_num_threads(threads)
+    transformers.utils.logging.disable_progress_bar()  # the parent shows one status line for the whole build
+    transformers.logging.set_verbosity_error()
     return str(model_path(stage, cfg, forget_split))
 
 

@@ -107,7 +107,8 @@ def train_stage(model, tokenizer, dataset: Dataset, cfg: ZooConfig, epochs: floa
         args = TrainingArguments(
             output_dir=tmp, per_device_train_batch_size=cfg.batch_size, num_train_epochs=epochs, learning_rate=lr,
             lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.0, adam_beta2=0.98,
-            max_grad_norm=1.0, logging_steps=50, save_strategy="no", report_to=[], use_cpu=True, seed=cfg.train_seed,
+            max_grad_norm=1.0, logging_steps=50, save_strategy="no",
+            logging_strategy="steps" if _PROGRESS["show"] else "no", report_to=[], use_cpu=True, seed=cfg.train_seed,
             data_seed=cfg.train_seed, train_sampling_strategy="group_by_length", dataloader_num_workers=0,
             disable_tqdm=not _PROGRESS["show"],
         )
