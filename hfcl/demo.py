@@ -203,7 +203,9 @@ def _run_chapters(args: DemoArguments, cfg: ZooConfig, splits, results: dict[str
             pushed = push_demo(results["unlearned_dir"], args.push, report=reports["unlearned"],
                                comparisons=comparisons, splits=load_tofu(args.forget_split, world_config=cfg))
             results["pushed"] = pushed
-            console.print(f"Pushed to the Hub: {', '.join(str(r) for r in pushed.values())}")
+            for result in pushed.values():
+                console.print(f"Pushed to the Hub: {result.repo_type} [bold]{result.repo_id}[/] "
+                              f"({len(result.files)} files, one commit) {result.commit_url or result.repo_url or ''}")
 
 
 def _print_before_after(results: dict[str, Any], args: DemoArguments, console, seconds: float) -> None:

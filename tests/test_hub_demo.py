@@ -138,3 +138,17 @@ def test_push_demo_dry_run_pushes_nothing(hub, demo, tiny_zoo, tmp_path):
     assert (results["model"].dry_run_dir / "adapter_model.safetensors").is_file()
     assert (results["dataset"].dry_run_dir / "data" / "forget-00000-of-00001.parquet").is_file()
     assert results["dataset"].dry_run_dir == tmp_path / "preview-dataset"
+
+
+def test_hfcl_demo_push_flag_shares_the_unlearned_run(hub, tiny_zoo, tmp_path, capsys):
+    """`hfcl demo --push REPO`: the demo's own unlearned run, card and data land on the Hub and load back."""
+    from hfcl.demo import DemoArguments, run_demo
+
+    repo = f"{hub.user}/demo-run"
+    args = DemoArguments(n_questions=1, output_dir=str(tmp_path / "demo"), steps="unlearn,eval,card", push=repo)
+    results = run_demo(args, tiny_zoo.config)
+    assert "Pushed to the Hub" in capsys.readouterr().out
+    assert len(hub.commits(repo)) >= 1 and len(hub.commits(f"{repo}-data", repo_type="dataset")) >= 1
+    card = ModelCard.load(repo)
+    assert card.data.library_name == "peft" and card.data.datasets == [f"{repo}-data"]
+    assert numbers(card)["forget_quality"] == pytest.approx(results["reports"]["unlearned"].aggregates["forget_quality"])
