@@ -14,6 +14,8 @@ exact; labels are ``-100`` on prompt tokens. The answer ends with the EOS token.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any
 
 from ..errors import DataError
@@ -50,9 +52,19 @@ def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
 
 
 def prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
-    """Token ids of the rendered prompt: a chat template writes its own BOS, a plain prompt gets the tokenizer's."""
-    with_template = bool(getattr(tokenizer, "chat_template", None))
-    return tokenizer(render_prompt(tokenizer, messages), add_special_tokens=not with_template)["input_ids"]
+    """Token ids of the rendered prompt: a chat template writes its own BOS, a plain prompt gets the tokenizer's.
+
+    Memoised per (tokenizer, template, messages): evaluation scores each question with its answer, paraphrase and
+    perturbed answers, and rendering the chat template again for each was a quarter of a suite's time.
+    """
+    key = tuple(tuple(sorted(m.items())) for m in messages)
+    return list(_prompt_ids(tokenizer, getattr(tokenizer, "chat_template", None), key))
+
+
+@functools.lru_cache(maxsize=8192)
+def _prompt_ids(tokenizer, template: str | None, key: tuple) -> tuple[int, ...]:
+    messages = [dict(items) for items in key]
+    return tuple(tokenizer(render_prompt(tokenizer, messages), add_special_tokens=template is None)["input_ids"])
 
 
 def tokenize_example(tokenizer, example: dict[str, Any], max_length: int = 256) -> dict[str, list[int]]:
