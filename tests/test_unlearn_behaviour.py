@@ -10,6 +10,8 @@ from rouge_score import rouge_scorer
 from hfcl.errors import OutputExistsError
 from hfcl.unlearn import demo_unlearn
 from hfcl.unlearn.cli import main as unlearn_main
+
+pytest_plugins = ["hub_fixtures"]  # the fake Hub for the push test
 from hfcl.zoo import greedy_answers, load_model
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
@@ -74,3 +76,19 @@ def test_unlearn_cli_method_negation_dispatches_to_negate(tiny_zoo, tmp_path, ca
                  "--output_dir", str(out)]) == 0
     assert "lam=2" in capsys.readouterr().out
     assert (out / "hfcl_run.json").is_file()
+
+
+def test_cli_push_to_hub_pushes_the_run_directory(tiny_zoo, tmp_path, request):
+    """`hfcl unlearn --push_to_hub true --hub_model_id user/name` pushes the run dir in one commit (fake Hub)."""
+    from huggingface_hub import ModelCard
+
+    hub = request.getfixturevalue("hub")  # the in-process fake Hub (tests/hub_fixtures.py)
+    repo = f"{hub.user}/npo-tiny"
+    out = tmp_path / "run"
+    argv = ["--model", str(tiny_zoo.path("target")), "--method", "NPO", "--max_steps", "2",
+            "--per_device_train_batch_size", "4", "--output_dir", str(out), "--disable_tqdm", "true",
+            "--preset", "demo", "--push_to_hub", "true", "--hub_model_id", repo]
+    assert unlearn_main(argv) == 0
+    assert len(hub.commits(repo)) == 2  # the repo's initial commit + the whole run in one commit
+    card = ModelCard.load(repo)
+    assert card.data.library_name == "peft" and "machine-unlearning" in card.data.tags

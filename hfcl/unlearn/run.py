@@ -99,6 +99,10 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
                                 "another --output_dir.")
     if run.preset is not None:
         apply_preset(config, run.preset)
+    # The run directory is pushed the hfcl way at the end (one commit, eval-ready card, safetensors only), so the
+    # Trainer itself must not create a repo or push its generic card.
+    push_repo = (config.hub_model_id or out.name) if config.push_to_hub else None
+    config.push_to_hub = False
     start = time.time()
     model_dir = resolve(run.model, zoo_config, run.forget_split) if model is None else None
     if model is None:
@@ -117,6 +121,11 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
                                                             time.time() - start, result.training_loss))
     shutil.rmtree(work, ignore_errors=True)
     logger.info("Unlearned model written to %s", out)
+    if push_repo:
+        from ..hub import push_training_output
+
+        result = push_training_output(config, out, repo_id=push_repo)
+        logger.info("Pushed %s to %s (%d files, one commit)", out, result.repo_id, len(result.files))
     return out
 
 
