@@ -280,3 +280,20 @@ def test_composer_is_exact_task_arithmetic(tiny_zoo, adapter_dirs):
         composer.model_for({"zzz": 1.0})
     with pytest.raises(ConfigError, match="No PEFT LoRA"):
         Composer(parse_model_specs("target,retain"))
+
+
+def test_compare_target_vs_really_unlearned_adapter(tiny_zoo, tmp_path):
+    """The demo's own unlearned LoRA (NPO+GradDiff) next to target: lower p(truth) on forget questions, as numbers."""
+    from hfcl.unlearn import demo_unlearn
+
+    model, tokenizer = tiny_zoo.load("target")
+    demo_unlearn(model, tokenizer, tiny_zoo.splits, tmp_path / "unlearned")
+    registry = ModelRegistry(f"target,unlearned={tmp_path / 'unlearned'}", tiny_zoo.config)
+    forget = tiny_zoo.splits["forget"]
+    p = {"target": 0.0, "unlearned": 0.0}
+    for i in range(4):
+        last = final(compare(registry, forget[i]["question"], forget[i]["answer"], max_new_tokens=32))
+        assert all(a.error is None for a in last.answers)
+        for a in last.answers:
+            p[a.name] += a.p_truth
+    assert p["unlearned"] < 0.7 * p["target"], p  # measured: 1.41 vs 3.92
