@@ -98,8 +98,41 @@ def stack_deltas(terms: Sequence[tuple[float, LowRankDelta]]) -> LowRankDelta:
     return LowRankDelta(a, b, 1.0)
 
 
+class Composable:
+    """Operators shared by every adapter kind: ``w1*a + w2*b - c`` builds a :class:`~.algebra.Combination`."""
+
+    # Combination is imported lazily to keep this module free of the algebra (which imports it).
+    def _as_combination(self):
+        from .algebra import Combination
+
+        return Combination.of(self)
+
+    def __add__(self, other):
+        return self._as_combination() + other
+
+    def __radd__(self, other):
+        return self._as_combination().__radd__(other)
+
+    def __sub__(self, other):
+        return self._as_combination() - other
+
+    def __rsub__(self, other):
+        return (-self._as_combination()).__radd__(other)
+
+    def __mul__(self, weight):
+        return self._as_combination() * weight
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, weight):
+        return self._as_combination() / weight
+
+    def __neg__(self):
+        return -self._as_combination()
+
+
 @dataclass
-class LoraAdapter:
+class LoraAdapter(Composable):
     """A LoRA adapter as ``{module_name: LowRankDelta}`` plus where it came from.
 
     Module names are the names in ``base_model.named_modules()`` (for example
@@ -145,35 +178,6 @@ class LoraAdapter:
                 "base_model_name_or_path": self.base_model_name_or_path, "base_revision": self.base_revision,
                 "kind": self.kind, "modules": len(self.deltas), "max_rank": self.max_rank,
                 "use_rslora": bool(self.peft_config.get("use_rslora", False))}
-
-    # Arithmetic: delegate to Combination (imported lazily to keep this module dependency-free).
-    def _as_combination(self):
-        from .algebra import Combination
-
-        return Combination.of(self)
-
-    def __add__(self, other):
-        return self._as_combination() + other
-
-    def __radd__(self, other):
-        return self._as_combination().__radd__(other)
-
-    def __sub__(self, other):
-        return self._as_combination() - other
-
-    def __rsub__(self, other):
-        return (-self._as_combination()).__radd__(other)
-
-    def __mul__(self, weight):
-        return self._as_combination() * weight
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, weight):
-        return self._as_combination() / weight
-
-    def __neg__(self):
-        return -self._as_combination()
 
 
 def union_modules(adapters: Iterable[Any]) -> list[str]:

@@ -19,10 +19,11 @@ from typing import Any
 import torch
 
 from .algebra import check_module_policy
+from .deltas import Composable
 
 
 @dataclass
-class IA3Adapter:
+class IA3Adapter(Composable):
     """An (IA)^3 adapter: ``{module_name: l}`` (shape ``(out, 1)``, or ``(1, in)`` for feed-forward modules)."""
 
     vectors: dict[str, torch.Tensor]
@@ -47,25 +48,6 @@ class IA3Adapter:
         return {"name": self.name, "source": self.source, "revision": self.revision,
                 "base_model_name_or_path": self.base_model_name_or_path, "base_revision": self.base_revision,
                 "kind": self.kind, "modules": len(self.vectors)}
-
-    def _as_combination(self):
-        from .algebra import Combination
-
-        return Combination.of(self)
-
-    def __add__(self, other):
-        return self._as_combination() + other
-
-    def __sub__(self, other):
-        return self._as_combination() - other
-
-    def __mul__(self, weight):
-        return self._as_combination() * weight
-
-    __rmul__ = __mul__
-
-    def __neg__(self):
-        return -self._as_combination()
 
 
 def combine_ia3(combination: Any, modules: str = "union", name: str = "composed") -> IA3Adapter:

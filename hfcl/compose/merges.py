@@ -45,6 +45,16 @@ MAJORITY_SIGN = ("total", "frequency")
 AUTO_RANK = -1  # internal marker of rank="auto"
 
 
+def check_merge_options(method: str, density: float | None, majority_sign: str) -> None:
+    """A known merge method, a density in (0, 1] where the method needs one, and a known majority-sign rule."""
+    if method not in MERGE_METHODS:
+        raise ConfigError(f"Unknown method {method!r}; choose one of {', '.join(MERGE_METHODS)}.")
+    if method in NEEDS_DENSITY:
+        _check_density(density)
+    if majority_sign not in MAJORITY_SIGN:
+        raise ConfigError(f"majority_sign must be one of {MAJORITY_SIGN}, got {majority_sign!r}.")
+
+
 def _check_density(density: float | None) -> float:
     if density is None or not 0.0 < float(density) <= 1.0:
         raise ConfigError(f"density must be in (0, 1] for this merge method, got {density!r}.")
@@ -187,12 +197,7 @@ def compose(combination: Combination | Any, method: str = "linear", rank: int | 
         if not rank.isdigit():
             raise ConfigError(f"rank must be a positive integer or 'auto', got {rank!r}.")
         rank = int(rank)
-    if method not in MERGE_METHODS:
-        raise ConfigError(f"Unknown method {method!r}; choose one of {', '.join(MERGE_METHODS)}.")
-    if method in NEEDS_DENSITY:
-        _check_density(density)
-    if majority_sign not in MAJORITY_SIGN:
-        raise ConfigError(f"majority_sign must be one of {MAJORITY_SIGN}, got {majority_sign!r}.")
+    check_merge_options(method, density, majority_sign)
     if rank is not None and rank != AUTO_RANK and rank < 1:
         raise ConfigError(f"rank must be a positive integer, got {rank}.")
     adapters = combination.adapters

@@ -24,13 +24,13 @@ import torch
 from ..errors import ConfigError
 from .algebra import Combination
 from .compress import truncated_svd
-from .deltas import LoraAdapter
+from .deltas import Composable, LoraAdapter
 from .guards import IncompatibleAdaptersError
-from .merges import MAJORITY_SIGN, MERGE_METHODS, NEEDS_DENSITY, _check_density, module_generator
+from .merges import MERGE_METHODS, check_merge_options, module_generator
 
 
 @dataclass
-class TaskVector:
+class TaskVector(Composable):
     """``{parameter name: theta_ft - theta_base}`` for every floating-point parameter."""
 
     deltas: dict[str, torch.Tensor]
@@ -69,34 +69,12 @@ class TaskVector:
     def sq_norm(self) -> float:
         return sum(float((d.double() ** 2).sum()) for d in self.deltas.values())
 
-    def _as_combination(self):
-        return Combination.of(self)
-
-    def __add__(self, other):
-        return self._as_combination() + other
-
-    def __sub__(self, other):
-        return self._as_combination() - other
-
-    def __mul__(self, weight):
-        return self._as_combination() * weight
-
-    __rmul__ = __mul__
-
-    def __neg__(self):
-        return -self._as_combination()
-
 
 def merge_task_vectors(combination: Combination | TaskVector, method: str = "linear", density: float | None = None,
                        seed: int = 0, majority_sign: str = "total", name: str = "merged") -> TaskVector:
     """Merge task vectors per parameter with any method of :data:`MERGE_METHODS` (``linear`` = exact sum)."""
     combination = Combination._coerce(combination)
-    if method not in MERGE_METHODS:
-        raise ConfigError(f"Unknown method {method!r}; choose one of {', '.join(MERGE_METHODS)}.")
-    if method in NEEDS_DENSITY:
-        _check_density(density)
-    if majority_sign not in MAJORITY_SIGN:
-        raise ConfigError(f"majority_sign must be one of {MAJORITY_SIGN}, got {majority_sign!r}.")
+    check_merge_options(method, density, majority_sign)
     if combination.kind() != "full":
         raise ConfigError("merge_task_vectors takes TaskVector objects; use hfcl.compose.compose for adapters.")
     terms = combination.terms
