@@ -126,7 +126,7 @@ def build_app(registry: ModelRegistry, presets: Sequence[Preset] = (), report_pa
                                    key_plot, run_plots, cards_mod.notes_markdown(found))
             return eval_cache[key]
 
-    with gr.Blocks(title=settings.title) as demo:
+    with gr.Blocks(title=settings.title, analytics_enabled=False) as demo:
         gr.Markdown(f"# {settings.title}\n{INTRO}\n\nModels: " + ", ".join(
             f"`{s.name}` ({s.source})" for s in registry.specs))
         with gr.Tab("Compare", id="tab-compare"):
