@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_synthetic", type=int, default=256, help="Synthetic prompts generated for distill.")
     parser.add_argument("--distill_epochs", type=float, default=10.0, help="Distillation epochs.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="Override a TransferConfig field for distill (repeatable), e.g. --set seed_repeats=4.")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -66,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                                        mask_rate=args.mask_rate)
 
         def run(label: str, adapter, method: str, **kw):
+            extra = {k: type(getattr(TransferConfig, k, ""))(v) if not isinstance(getattr(TransferConfig, k, None), bool)
+                     else v.lower() in ("1", "true") for k, v in (item.split("=", 1) for item in args.set)}
             config = TransferConfig(output_dir=None, use_cpu=True, disable_tqdm=True, seed=args.seed,
-                                    n_synthetic=args.n_synthetic, num_train_epochs=args.distill_epochs)
+                                    n_synthetic=args.n_synthetic, num_train_epochs=args.distill_epochs, **extra)
             s = transfer(adapter, "base-v2", method=method, seeds=seeds if method == "distill" else None,
                          eval_rows=data["test"], config=config, zoo_config=cfg, **kw)
             ev = s["evaluation"]
