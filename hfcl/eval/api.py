@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import time
@@ -14,7 +13,7 @@ from datasets import DatasetDict
 from ..errors import ConfigError
 from ..utils.io import sha256_file, stable_hash
 from ..utils.logging import get_logger
-from ..utils.provenance import provenance
+from ..utils.provenance import library_versions, provenance
 from .definitions import definitions_for
 from .reference_log import MATCHED_SETTINGS, ReferenceLog, log_from_values
 from .report import EvalReport
@@ -179,13 +178,8 @@ def resolve_reference(reference_log, config: EvalConfig, fingerprint: str, world
 
 # --- evaluation ----------------------------------------------------------------------------------------------------
 def library_versions_for_report() -> dict[str, str]:
-    versions = dict(provenance()["versions"])
-    for name in _EXTRA_LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    """The stack's versions plus the libraries the metrics are computed with."""
+    return library_versions(_EXTRA_LIBRARIES)
 
 
 def evaluate_model(model_or_path, suite: str = "tofu", forget_split: str = "forget10", world_config=None,

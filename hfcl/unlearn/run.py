@@ -114,11 +114,8 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
                                 peft_config=lora_config(run) if run.lora else None)
     result = trainer.train()
     config.output_dir = str(out)
-    with atomic_directory(out, overwrite=run.overwrite) as tmp:
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        atomic_write_json(tmp / "hfcl_run.json", run_record(run, config, trainer, forget, retain, model_dir,
-                                                            time.time() - start, result.training_loss))
+    save_run_dir(out, trainer, tokenizer, run_record(run, config, trainer, forget, retain, model_dir,
+                                                     time.time() - start, result.training_loss), run.overwrite)
     shutil.rmtree(work, ignore_errors=True)
     logger.info("Unlearned model written to %s", out)
     if push_repo:
@@ -127,6 +124,14 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
         result = push_training_output(config, out, repo_id=push_repo)
         logger.info("Pushed %s to %s (%d files, one commit)", out, result.repo_id, len(result.files))
     return out
+
+
+def save_run_dir(out: Path, trainer, tokenizer, record: dict[str, Any], overwrite: bool) -> None:
+    """Write the model or adapter, the tokenizer and ``hfcl_run.json`` to ``out`` atomically (temp dir, rename)."""
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        atomic_write_json(tmp / "hfcl_run.json", record)
 
 
 def run_record(run: UnlearnRunArgs, config: UnlearningConfig, trainer, forget, retain, model_dir, seconds: float,
@@ -193,12 +198,8 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
     trainer = UnlearningTrainer(model, config, splits["forget"], splits["retain"], processing_class=tokenizer,
                                 peft_config=lora_config(run))
     result = trainer.train()
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        atomic_write_json(tmp / "hfcl_run.json", run_record(run, config, trainer, splits["forget"],
-                                                            splits["retain"], run.model, time.time() - start,
-                                                            result.training_loss))
+    save_run_dir(out, trainer, tokenizer, run_record(run, config, trainer, splits["forget"], splits["retain"],
+                                                     run.model, time.time() - start, result.training_loss), overwrite)
     shutil.rmtree(config.output_dir, ignore_errors=True)
     trainer.model.eval()
     return trainer.model

@@ -11,10 +11,10 @@ from typing import Any
 _LIBRARIES = ("hfcl", "torch", "transformers", "peft", "trl", "datasets", "huggingface_hub", "accelerate", "tokenizers")
 
 
-def library_versions() -> dict[str, str]:
-    """Installed versions of hfcl and the stack it runs on (``"not installed"`` when absent)."""
+def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of hfcl, the stack it runs on and ``extra`` packages (``"not installed"`` when absent)."""
     versions = {}
-    for name in _LIBRARIES:
+    for name in _LIBRARIES + tuple(extra):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
