@@ -13,13 +13,18 @@ CPU; hfcl is timed on the same subset (for the ratio) and on every layer.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from hfcl.compose import compose
 from hfcl.compose.synthetic import llama_shapes, synthetic_lora
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_json import BenchRecord, add_json_flag  # noqa: E402
 
 WEIGHTS = (0.7, 0.3, -0.5)
 
@@ -90,7 +95,9 @@ def main() -> None:
     p.add_argument("--intermediate", type=int, default=8192)
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
+    add_json_flag(p)
     args = p.parse_args()
+    record = BenchRecord("compose", "python benchmarks/compose.py")
     torch.set_num_threads(args.threads)
     k, total = args.rank, args.rank * len(WEIGHTS)
     shapes = llama_shapes(args.layers, args.hidden, args.intermediate)
@@ -154,6 +161,17 @@ def main() -> None:
         per_module = times["PEFT svd"] / len(sub)
         print(f"PEFT svd extrapolated to all {len(shapes)} modules: ~{per_module * len(shapes):.0f} s "
               f"(~{per_module * len(shapes) / t_k:.0f}x hfcl --rank {k})")
+    by_label = {label: (seconds, mx) for label, _, seconds, mx, _ in rows}
+    exact_s, exact_err = by_label["hfcl linear (exact, stacked)"]
+    record.add(f"exact composition of {len(WEIGHTS)} rank-{k} adapters, {args.hidden}/{args.intermediate} shapes, "
+               f"{len(sub)} modules", f"{exact_s:.3f} s, error {exact_err:.1e} (PEFT `linear`: "
+               f"{by_label['PEFT linear'][1]:.0%} error)", timed=True, order=60, seconds=exact_s,
+               max_rel_error=exact_err, peft_linear_error=by_label["PEFT linear"][1])
+    record.add(f"optimal re-factoring to rank {k} vs PEFT `svd` at rank {k}",
+               f"**{times['PEFT svd'] / times[f'hfcl linear --rank {k}']:.0f}x** faster (max error hfcl "
+               f"{by_label[f'hfcl linear --rank {k}'][1]:.3f}, PEFT {by_label['PEFT svd'][1]:.3f})", order=61,
+               hfcl_s=times[f"hfcl linear --rank {k}"], peft_s=times["PEFT svd"])
+    record.write(args.json)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ agree on every aggregate.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +25,10 @@ from hfcl.eval import metrics as M
 from hfcl.eval.api import load_suite_data, split_world_config
 from hfcl.eval.scoring import generate_batch, score_batch
 from hfcl.data.formatting import tokenize_text
-from hfcl.eval.suites import _verbmem_pairs, prepare_data
+from hfcl.eval.suites import prepare_data, verbmem_pairs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_json import BenchRecord, add_json_flag
 
 
 class Timer:
@@ -53,7 +58,7 @@ def naive_muse(model, tok, data, config: EvalConfig, timing: Timer) -> dict[str,
 
     out: dict[str, float] = {}
     forget, holdout = list(data["forget"]["text"]), list(data["holdout"]["text"])
-    pairs = _verbmem_pairs(tok, forget, config)
+    pairs = verbmem_pairs(tok, forget, config)
     out["forget_verbmem_rouge"] = float(np.mean(M.rouge_l_f1([generate(p, config.verbmem_max_new_tokens)
                                                               for p, _ in pairs], [t for _, t in pairs])))
     for split, name in (("knowmem_forget", "forget_knowmem_rouge"), ("knowmem_retain", "retain_knowmem_rouge")):
@@ -136,7 +141,10 @@ def main() -> None:
     parser.add_argument("--stage", default="target")
     parser.add_argument("--suite", choices=("tofu", "muse", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=1, help="Runs of each side; the fastest counts.")
+    add_json_flag(parser)
     args = parser.parse_args()
+    flags = " --tiny" * args.tiny + (f" --suite {args.suite}" if args.suite != "both" else "")
+    record = BenchRecord("eval_suite" + "_tiny" * args.tiny, "python benchmarks/eval_suite.py" + flags)
     world = None
     if args.tiny:
         from hfcl.zoo import tiny_config
@@ -178,6 +186,16 @@ def main() -> None:
         print(f"  rows {', '.join(f'{k}={len(v)}' for k, v in data.items())}; {runtime['sequences']} unique sequences "
               f"in batches of {config.batch_size} vs {timing.passes} single-sequence passes; {runtime['prompts']} "
               f"prompts; max |aggregate difference| {max(diffs.values()):.1e} ({max(diffs, key=diffs.get)})")
+        zoo = "tiny" if args.tiny else "default"
+        record.add(f"{suite.upper()} suite vs a per-example loop, same numbers to {max(diffs.values()):.0e} "
+                   f"({zoo} {args.stage})",
+                   f"**{naive_t / suite_t:.1f}x** faster: {suite_t:.1f} s vs {naive_t:.1f} s (scoring "
+                   f"{timing.scoring / runtime['scoring_seconds']:.1f}x, generation "
+                   f"{timing.generation / runtime['generation_seconds']:.1f}x)", timed=True,
+                   order=40 if suite == "tofu" else 41, speedup=round(naive_t / suite_t, 3),
+                   suite_seconds=round(suite_t, 3), naive_seconds=round(naive_t, 3),
+                   max_abs_difference=max(diffs.values()))
+    record.write(args.json)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@
 - stock: ``PeftModel.push_to_hub`` + ``upload_file`` for the report, run record and plot (what a user writes by hand).
 
 Prints commits, HTTP requests, wall time (median of 5 on fresh repos) and what the card says. Not a test.
-Run: ``python benchmarks/hub_push.py``.
+Run: ``python benchmarks/hub_push.py [--json [PATH]]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -17,14 +18,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from hub_fixtures import point_clients_at  # noqa: E402
 from hub_runs import make_run_dir  # noqa: E402
 from hub_server import LocalHub  # noqa: E402
+from bench_json import BenchRecord, add_json_flag  # noqa: E402
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_json_flag(parser)
+    args = parser.parse_args()
+    record = BenchRecord("hub_push", "python benchmarks/hub_push.py")
     hub = LocalHub().start()
     home = Path(tempfile.mkdtemp(prefix="hfcl-bench-"))
     point_clients_at(hub.url, home)
@@ -74,6 +81,11 @@ def main() -> None:
     print(f"ratio stock/hfcl: wall {b[0] / a[0]:.2f}x, requests {b[1] / a[1]:.2f}x, commits {b[2] / a[2]:.0f}x")
     print(f"hfcl staging (card + plot rendering, no network): {statistics.median(staging):.3f} s of "
           f"{a[0]:.3f} s")
+    record.add("Hub push of a run: requests / commits vs `PeftModel.push_to_hub` + `upload_file` (local fake Hub)",
+               f"{a[1]:.0f} / {a[2]:.0f} vs {b[1]:.0f} / {b[2]:.0f}", order=80,
+               hfcl={"requests": a[1], "commits": a[2], "wall_s": round(a[0], 4)},
+               stock={"requests": b[1], "commits": b[2], "wall_s": round(b[0], 4)})
+    record.write(args.json)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ import argparse
 import os
 import socket
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -25,6 +27,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from hfcl.space.compare import compare, final  # noqa: E402
 from hfcl.space.inference import fit_prompt, interleave, stream_greedy, truth_probability  # noqa: E402
 from hfcl.space.models import ModelRegistry  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_json import BenchRecord, add_json_flag  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:
@@ -71,7 +76,10 @@ def main() -> None:
     parser.add_argument("--default", action="store_true", help="Use the embedded default models (not the tiny zoo).")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--max_new_tokens", type=int, default=48)
+    add_json_flag(parser)
     args = parser.parse_args()
+    record = BenchRecord("space_latency" + ("" if args.default else "_tiny"),
+                         "python benchmarks/space_latency.py" + (" --default" if args.default else ""))
     from hfcl.data import load_tofu
     from hfcl.zoo import tiny_config
 
@@ -144,6 +152,17 @@ def main() -> None:
           f"{served[2, 0.05] / served[1, 0.05]:7.2f}x (of limit 1)")
     print(f"{'  same, an update per token (no throttle)':44s} {served[2, 0.0]:10.4f} "
           f"{served[2, 0.0] / served[2, 0.05]:7.2f}x (of 50 ms throttle)")
+    zoo = "default" if args.default else "tiny"
+    record.add(f"Space: time until every column shows text, 2 models interleaved vs one after the other ({zoo} zoo)",
+               f"{t['visible_inter'] / t['visible_seq']:.2f}x", order=90,
+               interleaved_s=round(t["visible_inter"], 5), sequential_s=round(t["visible_seq"], 5))
+    record.add(f"Space: streamed greedy answer (KV-cache loop) vs `model.generate`, same tokens ({zoo} zoo)",
+               f"{t['stream'] / t['generate']:.2f}x", order=91, stream_s=round(t["stream"], 5),
+               generate_s=round(t["generate"], 5))
+    record.add(f"Space: 10 concurrent requests, `concurrency_limit` 2 vs 1 ({zoo} zoo)",
+               f"{served[2, 0.05] / served[1, 0.05]:.2f}x the time", order=92,
+               limit1_s=round(served[1, 0.05], 3), limit2_s=round(served[2, 0.05], 3))
+    record.write(args.json)
 
 
 if __name__ == "__main__":

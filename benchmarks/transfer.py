@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_json import BenchRecord, add_json_flag  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="Override a TransferConfig field for distill (repeatable), e.g. --set seed_repeats=4.")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
+    record = BenchRecord("transfer" + "_tiny" * args.tiny, "python benchmarks/transfer.py" + " --tiny" * args.tiny
+                         + "".join(f" --set {item}" for item in args.set))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from transformers.utils import logging as hf_logging
@@ -100,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     distill_fresh, distill_warm = rows[2][4], rows[3][4]
     print(f"\ntime ratio distill / retrain: fresh {distill_fresh / retrain_seconds:.2f}x, warm "
           f"{distill_warm / retrain_seconds:.2f}x (distill includes loading both models, generation and filtering)")
+    kept = [row[3] for row in rows]
+    figure = " / ".join(f"**{k:.0%}**" if i == 3 else f"{k:.0%}" for i, k in enumerate(kept))
+    record.add("adapter transfer base -> base-v2, share of the gain kept (one run, seed "
+               f"{args.seed}): copy / Trans-PEFT copy / fresh distill / warm distill / retrain", figure, order=100,
+               gain_retained=dict(zip(("copy", "trans_peft_copy", "distill_fresh", "distill_warm", "retrain"), kept,
+                                      strict=False)))
+    record.add("adapter transfer: time of distill / retrain with the original data (fresh, warm)",
+               f"{distill_fresh / retrain_seconds:.2f}x, {distill_warm / retrain_seconds:.2f}x", timed=True,
+               order=101, retrain_s=round(retrain_seconds, 2))
+    record.write(args.json)
     return 0
 
 

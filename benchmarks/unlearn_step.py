@@ -19,6 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_json import BenchRecord, add_json_flag  # noqa: E402
 
 # label -> (method, retain_loss, reference, lora)
 CONFIGS = {
@@ -150,11 +154,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    add_json_flag(parser)
     args = parser.parse_args()
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))))
         return
+    record = BenchRecord("unlearn_step", "python benchmarks/unlearn_step.py"
+                         + (f" --models {args.models}" if args.models != "default,130m" else ""))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    measured: dict[str, dict[str, dict]] = {}
     for model_kind in args.models.split(","):
         base = dict(model=model_kind, steps=args.steps, warmup=args.warmup, batch=args.batch)
         print(f"{model_kind}: batch {args.batch}, best of {args.steps} alternating steps (fwd + bwd + AdamW); the "
@@ -165,12 +173,51 @@ def main() -> None:
             if res:
                 print(f"  {row:52s} {res['num_s'] * 1e3:8.1f}ms {res['den_s'] * 1e3:10.1f}ms "
                       f"{res['num_s'] / res['den_s']:6.3f}x  ({res['num_med'] / res['den_med']:.3f}x)", flush=True)
+                measured.setdefault(row, {})[model_kind] = res
         for row, num, den in RSS_PAIRS:
             a, b = run_worker({**base, "rss": num}, env), run_worker({**base, "rss": den}, env)
             if a and b:
                 print(f"  {row:52s} {a['peak_rss_mb']:8.0f}MB {b['peak_rss_mb']:10.0f}MB "
                       f"{a['peak_rss_mb'] / b['peak_rss_mb']:6.3f}x", flush=True)
+                measured.setdefault(row, {})[model_kind] = {"ratio": a["peak_rss_mb"] / b["peak_rss_mb"],
+                                                            "numerator_mb": a["peak_rss_mb"],
+                                                            "denominator_mb": b["peak_rss_mb"]}
         print()
+    record_rows(record, measured, args.models.split(","))
+    record.write(args.json)
+
+
+README_ROWS = [  # (README row, measured rows it shows); the figure lists one ratio per model
+    ("NPO+GradDiff step / GradDiff step, cached reference", ["NPO+GradDiff / GradDiff (full, cached)"]),
+    ("same with a deep-copied frozen reference (what OpenUnlearning does)",
+     ["NPO+GradDiff / GradDiff (full, frozen copy)"]),
+    ("NPO / GradAscent step, LoRA, cached reference", ["NPO / GradAscent (LoRA, cached)"]),
+    ("peak RSS NPO / GradAscent (full, cached; LoRA, adapter disabled)",
+     ["peak RSS NPO / GradAscent (full, cached)", "peak RSS NPO / GradAscent (LoRA, adapter_disabled)"]),
+]
+MODEL_NAMES = {"default": "embedded target", "tiny": "tiny target", "130m": "134M Llama"}
+
+
+def record_rows(record, measured: dict, models: list[str]) -> None:
+    """The README's rows: one ratio per model (step rows: best step, medians in brackets)."""
+    names = " / ".join(MODEL_NAMES.get(m, m) for m in models)
+    for i, (what, sources) in enumerate(README_ROWS):
+        parts = []
+        for source in sources:
+            per_model = measured.get(source, {})
+            if not per_model:
+                continue
+            if "ratio" in next(iter(per_model.values())):
+                parts.append(" / ".join(f"{per_model[m]['ratio']:.2f}x" for m in models if m in per_model))
+            else:
+                best = " / ".join(f"{per_model[m]['num_s'] / per_model[m]['den_s']:.2f}x" for m in models
+                                  if m in per_model)
+                medians = " / ".join(f"{per_model[m]['num_med'] / per_model[m]['den_med']:.2f}x" for m in models
+                                     if m in per_model)
+                parts.append(f"{best} (medians {medians})")
+        if parts:
+            record.add(f"{what} ({names})", "; ".join(parts), order=50 + i,
+                       **{source.replace(" ", "_"): measured.get(source, {}) for source in sources})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The ``hfcl`` command line: ``hfcl <command> [options]``.
 
-Each command lives next to the code it drives and exposes ``main(argv) -> int``; this module only dispatches, and
-imports a command's module when that command runs, so ``hfcl --help`` stays fast.
+Each command lives next to the code it drives and exposes ``main(argv) -> int`` that parses through
+:func:`hfcl.config.parse_args`; this module only dispatches, and imports a command's module when that command runs,
+so ``hfcl --help`` stays fast. :func:`command_parser` builds a command's parser without running it (the flag-spelling
+test walks every command and sub-command this way). An :class:`~hfcl.errors.HfclError` ends with one ``error:`` line
+and exit code 2; Ctrl-C with one ``interrupted`` line and exit code 130.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import HfclError
 
@@ -28,13 +31,44 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push-space": ("hfcl.space.deploy:push_main",
                    "Create a Gradio Space running the hfcl app and upload it in one commit."),
     "transfer": ("hfcl.transfer.cli:main",
-                 "Move a PEFT adapter to a new or updated base model (checked copy, or data-free distillation)."),
+                 ("Move a PEFT adapter to a new or updated base model (checked copy, or data-free distillation); "
+                  "`hfcl transfer task` trains the embedded task adapter to move.")),
     "compose": ("hfcl.compose.cli:main",
                 "Compose PEFT adapters exactly on their weight deltas (sum, difference, TIES/DARE merges)."),
     "extract-lora": ("hfcl.compose.cli:extract_main",
                      "Extract a PEFT LoRA from a full fine-tune by truncated SVD of the weight delta."),
     "negate": ("hfcl.compose.negation_cli:main", "Unlearn by negation: subtract a LoRA trained on the forget set."),
+    "continual": ("hfcl.continual.cli:main",
+                  "Learn a stream of tasks one after another (replay, EWC, L2, LwF, O-LoRA, EMA) and write R."),
 }
+
+
+#: Commands whose first argument may name a sub-command with its own options (``hfcl transfer task``).
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {"transfer": ("task",)}
+
+
+def load_command(name: str):
+    """The entry point function of command ``name``."""
+    target, _ = COMMANDS[name]
+    module_name, func_name = target.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+def command_parser(name: str, *sub: str) -> argparse.ArgumentParser:
+    """The parser of ``hfcl NAME [SUB]``, built by the command itself but not run (nothing is loaded or trained)."""
+    from .config import ParserCaptured, capture_parsers
+
+    command = load_command(name)
+    with capture_parsers() as captured:
+        try:
+            command([*sub, "--help"])
+        except ParserCaptured:
+            pass
+        except SystemExit:
+            pass
+    if not captured:
+        raise RuntimeError(f"`hfcl {' '.join((name, *sub))}` does not parse through hfcl.config.parse_args.")
+    return captured[-1]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,17 +97,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        parser.error(f"unknown command {name!r}; choose from {', '.join(COMMANDS)}")
-    target, _ = COMMANDS[name]
-    module_name, func_name = target.split(":")
-    command = getattr(importlib.import_module(module_name), func_name)
+        import difflib
+
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        parser.error(f"unknown command {name!r}{hint}; choose from {', '.join(COMMANDS)}")
     try:
+        command = load_command(name)
         return int(command(rest) or 0)
     except HfclError as exc:
         from rich.console import Console
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

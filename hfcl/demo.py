@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .config import parse_args
 from .errors import ConfigError
@@ -36,10 +37,12 @@ class DemoArguments:
     forget_split: str = field(default="forget10", metadata={"help": "Which authors to forget: forget01, forget05 or "
                                                                     "forget10 (1/5/10%% of authors)."})
     n_questions: int = field(default=4, metadata={"help": "Questions shown per split (forget and retain)."})
-    preset: str = field(default="default", metadata={"help": "Recipe preset: 'default' or 'tiny' (builds in "
-                                                             "seconds, for a quick look); flags override it.",
-                                                     "choices": ["default", "tiny"]})
-    output_dir: str = field(default="hfcl-demo", metadata={"help": "Where the demo writes its run directories."})
+    zoo: str = field(default="default", metadata={"help": "Zoo recipe (embedded world + models): 'default' or 'tiny' "
+                                                          "(builds in seconds, for a quick look); ZooConfig flags "
+                                                          "override it. `--preset tiny` still works for one release.",
+                                                  "choices": ["default", "tiny"]})
+    output_dir: str = field(default="hfcl-demo", metadata={"help": "Where the demo writes its run directories "
+                                                                   "(unlearned/, transfer/)."})
     steps: str = field(default=",".join(STEPS), metadata={"help": "Comma-separated chapters to run after the "
                                                                    "target/retain comparison, in order: "
                                                                    + ", ".join(STEPS) + "."})
@@ -64,11 +67,11 @@ class DemoArguments:
 
 
 def rouge_l_recall(references: list[str], predictions: list[str]) -> list[float]:
-    """ROUGE-L recall of each prediction against its reference (``rouge_score``, no stemming)."""
-    from rouge_score import rouge_scorer
+    """ROUGE-L recall of each prediction against its reference: :func:`hfcl.eval.metrics.rouge_l_recall` (the one
+    ROUGE-L, Porter stemming as ``hfcl eval``), kept with this module's old ``(references, predictions)`` order."""
+    from .eval.metrics.rouge import rouge_l_recall as rouge_l
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    return [scorer.score(ref, pred)["rougeL"].recall for ref, pred in zip(references, predictions)]
+    return rouge_l(predictions, references).tolist()
 
 
 def answer_split(model, tokenizer, rows: Any, limit: int | None = None) -> dict[str, Any]:
@@ -77,7 +80,9 @@ def answer_split(model, tokenizer, rows: Any, limit: int | None = None) -> dict[
 
     rows = rows.select(range(min(limit, len(rows)))) if limit else rows
     answers = greedy_answers(model, tokenizer, list(rows["question"]))
-    scores = rouge_l_recall(list(rows["answer"]), answers)
+    from .eval.metrics.rouge import rouge_l_recall as rouge_l
+
+    scores = rouge_l(answers, list(rows["answer"])).tolist()
     return {"questions": list(rows["question"]), "truth": list(rows["answer"]), "answers": answers,
             "rouge": scores, "mean_rouge": sum(scores) / max(len(scores), 1)}
 
@@ -255,12 +260,16 @@ def quiet_libraries():
 
 
 def main(argv: Sequence[str]) -> int:
+    """Entry point of ``hfcl demo``."""
     args, cfg = parse_args([DemoArguments, ZooConfig], argv, prog="hfcl demo",
                            description="Tell the whole story on the embedded default (no network, no GPU): build "
-                                       "the fictitious world and tiny Llama models, then compare what they know.")
-    from .zoo.cli import apply_preset
+                                       "the fictitious world and tiny Llama models, then compare what they know, "
+                                       "unlearn, negate, transfer, evaluate and write the eval card.")
+    from .config import check_output_writable
+    from .zoo.cli import apply_zoo
 
     args.step_list()  # bad chapter names fail before any work
+    check_output_writable(args.output_dir)
     with quiet_libraries():
-        run_demo(args, apply_preset(args.preset, cfg, argv))
+        run_demo(args, apply_zoo(args.zoo, cfg))
     return 0

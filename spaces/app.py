@@ -4,7 +4,7 @@ All logic lives in ``hfcl.space``; this file only builds the app from the Space'
 
 * ``HFCL_MODELS``: comma-separated models, ``NAME=SOURCE`` or ``SOURCE`` (zoo stages ``target``, ``retain``,
   ``base``; Hub ids of full models or PEFT adapters; run directories). Default ``target,retain``.
-* ``HFCL_REPORTS``: extra eval reports, ``NAME=PATH,...``.
+* ``HFCL_REPORTS``: extra eval reports, ``NAME=PATH,...`` (a run directory's own reports are found without it).
 * ``HFCL_FORGET_SPLIT``: ``forget01``, ``forget05`` or ``forget10`` (default).
 * ``HFCL_PRESET``: ``default`` (builds the embedded models on first start, minutes on CPU) or ``tiny`` (seconds).
 * ``HFCL_CONCURRENCY``: requests served at once (default 2; the rest queue).

@@ -148,10 +148,10 @@ class HubState:
         else:
             raise HubError(400, f"Cannot commit to {revision!r}: not a branch", "RevisionNotFound")
 
-    def open_pr(self, repo: Repo, base: str, title: str, author: str) -> int:
+    def open_pr(self, repo: Repo, base: str, title: str, author: str, description: str = "") -> int:
         num = max([0, *repo.prs]) + 1
         repo.prs[num] = {"head": self.resolve(repo, base).sha, "title": title, "author": author, "base": base,
-                         "status": "open"}
+                         "status": "open", "description": description}
         return num
 
 
@@ -160,7 +160,7 @@ class HubState:
 def validate_metadata(content: str) -> list[str]:
     if not content.startswith("---"):
         return []
-    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", content, re.S)
+    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", content, re.DOTALL)
     if not match:
         return ["YAML front matter is not closed by '---'"]
     try:
@@ -208,9 +208,9 @@ def validate_metadata(content: str) -> list[str]:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 10  # seconds a kept-alive connection may sit idle (or a request may stall) before it is closed
-    server: "LocalHubServer"
+    server: LocalHubServer
 
-    def log_message(self, format, *args):  # noqa: A002 - keep test output clean
+    def log_message(self, format, *args):
         pass
 
     # --- plumbing -------------------------------------------------------------------------------------------------
@@ -456,7 +456,7 @@ class Handler(BaseHTTPRequestHandler):
             info["sdk"] = repo.sdk
         readme = commit.files.get("README.md")
         if readme is not None:
-            match = re.match(r"^---\s*\n(.*?)\n---", readme.data.decode("utf-8", "replace"), re.S)
+            match = re.match(r"^---\s*\n(.*?)\n---", readme.data.decode("utf-8", "replace"), re.DOTALL)
             if match:
                 info["cardData"] = yaml.safe_load(match.group(1)) or {}
         return info
@@ -486,7 +486,8 @@ class Handler(BaseHTTPRequestHandler):
         user = self._user()
         pr_num = None
         if "create_pr" in self.query:
-            pr_num = self.hub.open_pr(repo, revision, header.get("summary", ""), user["name"])
+            pr_num = self.hub.open_pr(repo, revision, header.get("summary", ""), user["name"],
+                                      header.get("description", ""))
             revision = f"refs/pr/{pr_num}"
         base = self.hub.resolve(repo, revision)
         if header.get("parentCommit") and header["parentCommit"] != base.sha:
@@ -618,15 +619,34 @@ class Handler(BaseHTTPRequestHandler):
             body = self._json()
             if not body.get("pullRequest"):
                 raise HubError(400, "Only pull requests are supported by this fake Hub")
-            num = self.hub.open_pr(repo, "main", body.get("title", ""), self._user()["name"])
+            num = self.hub.open_pr(repo, "main", body.get("title", ""), self._user()["name"],
+                                   body.get("description", ""))
             return 200, {"num": num, "url": f"{self.server.url}/{PREFIX[repo.type]}{repo.id}/discussions/{num}"}, {}
+
+        def summary(num: int, pr: dict[str, Any]) -> dict[str, Any]:
+            return {"num": num, "title": pr["title"], "status": pr["status"], "isPullRequest": True,
+                    "createdAt": repo.commits[pr["head"]].date, "author": {"name": pr["author"]},
+                    "repo": {"name": repo.id, "type": repo.type}}
+
+        if method == "GET" and tail == "":  # newest first, filtered like the Hub's list (one page of 50)
+            wanted = {k: self.query[k][0] for k in ("type", "status", "author") if k in self.query}
+            found = [summary(n, pr) for n, pr in sorted(repo.prs.items(), reverse=True)
+                     if wanted.get("type", "all") in ("all", "pull_request")
+                     and wanted.get("status", "all") in ("all", pr["status"])
+                     and wanted.get("author", pr["author"]) == pr["author"]]
+            start = 50 * int(self.query.get("p", ["0"])[0])
+            return 200, {"discussions": found[start:start + 50], "count": len(found), "start": start,
+                         "numClosedDiscussions": 0}, {}
         if method == "GET" and tail.isdigit() and int(tail) in repo.prs:
-            pr = repo.prs[int(tail)]
-            return 200, {"num": int(tail), "title": pr["title"], "status": pr["status"], "isPullRequest": True,
-                         "createdAt": repo.commits[pr["head"]].date, "author": {"name": pr["author"]},
-                         "repo": {"name": repo.id, "type": repo.type}, "events": [],
-                         "changes": {"base": f"refs/heads/{pr['base']}"}, "filesWithConflicts": [],
-                         "diff": ""}, {}
+            num, pr = int(tail), repo.prs[int(tail)]
+            date = repo.commits[pr["head"]].date
+            events = [{"id": f"c{num}", "type": "comment", "createdAt": date, "author": {"name": pr["author"]},
+                       "data": {"edited": False, "hidden": False, "latest": {"raw": pr["description"]}}}]
+            if pr["head"] != self.hub.resolve(repo, pr["base"]).sha:
+                events.append({"id": f"k{num}", "type": "commit", "createdAt": date, "author": {"name": pr["author"]},
+                               "data": {"subject": repo.commits[pr["head"]].title, "oid": pr["head"]}})
+            return 200, {**summary(num, pr), "events": events, "changes": {"base": f"refs/heads/{pr['base']}"},
+                         "filesWithConflicts": [], "diff": ""}, {}
         raise HubError(404, "Discussion not found")
 
 
@@ -675,7 +695,7 @@ class LocalHub:
         assert self.server is not None, "LocalHub.start() first"
         return self.server.url
 
-    def start(self) -> "LocalHub":
+    def start(self) -> LocalHub:
         self.server = LocalHubServer(self.state)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="local-hub", daemon=True)

@@ -66,7 +66,7 @@ def test_card_body_tables_directions_and_comparisons(adapter_dir):
                   f"{RETAIN['forget_rouge']:.4f} |"
     assert "| model_utility | ↑ |" in text
     assert "| privleak | →0 | — |" in text  # None shows as a dash, direction from hfcl's registry
-    assert "negative preference optimisation" in text and "| `beta` | `0.1` |" in text
+    assert "Negative preference optimization" in text and "| `beta` | `0.1` |" in text
     assert "| `adapter.r` | `4` |" in text and "PeftModel.from_pretrained" in text
     assert "torch 2.13.0" in text and "**seed**: 3" in text
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_runs import AGGREGATES, make_run_dir, tiny_tokenizer
 from huggingface_hub import HfApi, ModelCard, SpaceCard, snapshot_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
@@ -30,7 +31,6 @@ from hfcl.hub import (
     render_space_card,
 )
 from hfcl.hub.cli import main as push_cli
-from hub_runs import AGGREGATES, make_run_dir, tiny_tokenizer
 
 FAST = {"retry_wait": 0.01}
 
@@ -230,6 +230,70 @@ def test_lost_commit_answer_is_retried_without_a_second_commit(hub, runs, tmp_pa
     with pytest.raises(HubError, match="already points to commit.*Nothing was pushed"):
         push_run(runs["adapter"], repo, tag="v1")  # v1 is behind the head: refused before any commit
     assert len(hub.commits(repo)) == 4
+
+
+def test_lost_pull_request_answer_opens_one_pull_request(hub, runs):
+    repo = user_repo(hub, "lost-pr")
+    main = push_run(runs["model"], repo)
+    earlier = push_run(runs["adapter"], repo, create_pr=True)  # an earlier PR with the same title and files
+    hub.fail("POST", r"/commit/", status=-1)  # the PR is opened, its answer is lost
+    result = push_run(runs["adapter"], repo, create_pr=True, **FAST)
+    prs = hub.repo(repo).prs
+    assert sorted(prs) == [1, 2] and earlier.pr_revision == "refs/pr/1"  # the retry opened no third PR...
+    assert result.pr_revision == "refs/pr/2" and result.pr_url.endswith("/discussions/2")  # ...and found its own
+    assert result.commit_oid == prs[2]["head"] != main.commit_oid
+    assert "hfcl-push-id" in prs[2]["description"] and prs[1]["description"] != prs[2]["description"]
+    assert sum(1 for m, p, _ in hub.requests if m == "POST" and p.endswith("/commit/main")) == 3  # no re-POST
+    assert hub.commits(repo)[0].sha == main.commit_oid  # main untouched
+    hub.fail("POST", r"/commit/", status=503)  # a commit refused outright is simply retried
+    push_run(runs["adapter"], repo, create_pr=True, **FAST)
+    assert sorted(hub.repo(repo).prs) == [1, 2, 3]
+
+
+def test_token_scan_streams_files(tmp_path, monkeypatch):
+    """The scan finds a token across chunk borders and in a safetensors header, and never reads a file whole."""
+    from safetensors.torch import save_file
+
+    import hfcl.hub.push as push_module
+
+    token = "hf_" + "x" * 30
+    monkeypatch.setattr(push_module, "SCAN_CHUNK", 64)
+    big = tmp_path / "notes.txt"
+    big.write_bytes(b"a" * 50 + token.encode() + b"b" * 500)  # straddles the first two 64-byte chunks
+    weights = tmp_path / "model.safetensors"
+    save_file({"w": torch.zeros(4096)}, str(weights), metadata={"note": token})
+    clean = tmp_path / "clean.safetensors"
+    save_file({"w": torch.zeros(4096)}, str(clean))
+    reads: list[int] = []
+    real_open = open
+
+    class Spy:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def read(self, size=-1):
+            assert size is not None and size >= 0, "a staged file was read whole"
+            reads.append(size)
+            return self.handle.read(size)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    monkeypatch.setattr(push_module, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
+    plan = PushPlan(repo_id="a/b", files={"notes.txt": big, "clean.safetensors": clean})
+    with pytest.raises(TokenLeakError, match="notes.txt"):
+        plan.check_secret(token)
+    with pytest.raises(TokenLeakError, match="model.safetensors"):
+        PushPlan(repo_id="a/b", files={"model.safetensors": weights}).check_secret(token)
+    reads.clear()
+    PushPlan(repo_id="a/b", files={"clean.safetensors": clean}).check_secret(token)
+    assert sum(reads) < 200 < clean.stat().st_size  # of the weights only the header was read
 
 
 def test_persistent_failure_leaves_no_commit(hub, runs):

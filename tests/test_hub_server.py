@@ -7,7 +7,6 @@ import json
 import socket
 
 import pytest
-
 from hub_server import LocalHub
 
 
@@ -69,9 +68,8 @@ def test_client_pointing_is_undone(tmp_path, monkeypatch):
     import os
 
     import datasets.config as dconfig
-    from huggingface_hub import constants, hf_api
-
     from hub_fixtures import point_clients_at, restore
+    from huggingface_hub import constants, hf_api
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     before = (dict(os.environ), constants.ENDPOINT, constants.HF_HUB_OFFLINE, constants.HF_HUB_CACHE,

@@ -67,6 +67,10 @@ def test_api_lists_every_endpoint(served):
     _, client = served
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/compare", "/chat", "/preset", "/eval_card", "/compose"} <= set(endpoints)
+    params = {name: [p["parameter_name"] for p in info["parameters"]] for name, info in endpoints.items()}
+    assert params["/compose"] == ["question", "truth", "weight_a", "weight_b"]
+    assert params["/compare"] == ["question", "truth"] and params["/chat"] == ["message", "history", "model_name"]
+    assert not any(p.startswith("param_") for names in params.values() for p in names)
 
 
 def test_preset_then_compare_shows_target_remembers_and_retain_does_not(served, tiny_zoo):
@@ -86,8 +90,10 @@ def test_errors_are_messages_not_traces(served):
     from gradio_client.exceptions import AppError
 
     _, client = served
-    with pytest.raises(AppError, match="prompt is empty"):
-        client.predict("   ", "", api_name="/compare")
+    empty = client.predict("   ", "", api_name="/compare")  # not an error: a notice, the columns left alone
+    assert "prompt is empty" in empty[8]
+    history, box, notice = client.predict("  ", [], "retain", api_name="/chat")
+    assert "prompt is empty" in notice
     out = client.predict("why " * 600, "", api_name="/compare")
     assert "truncated" in out[8]
     with pytest.raises(AppError, match="not in the list of choices"):  # the dropdown rejects it before our code
@@ -126,7 +132,8 @@ def test_eval_card_and_compose_endpoints(served, tiny_zoo):
     row = tiny_zoo.splits["forget"][1]
     zero = client.predict(row["question"], row["answer"], 0.0, 0.0, api_name="/compose")
     assert zero[0] == row["answer"]  # weight 0: exactly the base (target) model
-    mixed = client.predict(row["question"], row["answer"], 1.0, -1.0, api_name="/compose")
+    mixed = client.predict(question=row["question"], truth=row["answer"], weight_a=1.0, weight_b=-1.0,
+                           api_name="/compose")
     assert mixed[2]["weights"] == {"a": 1.0, "b": -1.0} and mixed[2]["method"] == "linear"
     assert mixed[1] != zero[1]
 

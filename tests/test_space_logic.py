@@ -4,14 +4,17 @@ comparison, presets, eval-card tables and the compose engine (tiny zoo, no serve
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from hfcl.errors import ConfigError
-from hfcl.space.cards import (comparison_markdown, find_reports, parse_report_paths, progress_to_reference,
-                              report_plots, report_table)
-from hfcl.space.compare import chat, compare, final, throttle
+from hfcl.space.answers import garbage_note, garbage_reason
+from hfcl.space.cards import (comparison_markdown, find_reports, metric_noise, parse_report_paths,
+                              progress_to_reference, report_plots, report_table, stage_report_path, stage_revision,
+                              standard_error_of_difference, within_noise)
+from hfcl.space.compare import ModelAnswer, chat, compare, final, throttle
 from hfcl.space.inference import SpaceInputError, fit_prompt, interleave, rouge_l, stream_greedy, truth_probability
 from hfcl.space.models import ModelRegistry, ModelSpec, parse_model_specs
 from hfcl.space.presets import find_preset, presets_from_splits
@@ -230,6 +233,90 @@ def test_eval_card_tables_comparison_and_plots(tmp_path):
         parse_report_paths("justapath")
 
 
+@pytest.mark.parametrize("text, reason", [
+    ("A (2.", "no words"), ("?!", "no words"), ("", "empty"), ("   ", "empty"), ("the the the the", "repeats itself"),
+    ("born in born in born in", "repeats itself"), ("aaaaaa", "repeats a character"),
+    ("((( ))) ## ok", "mostly symbols"), ("Born in Rehiwaill, Tamoubrousk (in", "unclosed bracket"),
+    ("Violin maker.", None), ("1957.", None), ("Born 21 February 1957.", None), ("No.", None),
+    ("The Compass of Dihabrar (debut).", None), ("I do not know that author.", None),
+])
+def test_garbage_reason_marks_broken_output_not_short_answers(text, reason):
+    assert garbage_reason(text) == reason
+
+
+def test_garbled_answer_is_marked_next_to_rouge_zero():
+    broken = ModelAnswer("unlearned", text="A (2.", done=True, p_truth=0.01, rouge_l=0.0)
+    md = broken.metrics_markdown()
+    assert "ROUGE-L **0.00**" in md and "garbled answer** (no words)" in md and "not because the model" in md
+    clean = ModelAnswer("retain", text="Mostly historical fiction.", done=True, p_truth=0.01, rouge_l=0.0)
+    assert "garbled" not in clean.metrics_markdown()
+    assert "garbled" not in ModelAnswer("x", text="A (2.", done=False).metrics_markdown()  # only once finished
+    assert garbage_note(None) == "" and "not because" not in garbage_note("no words", rouge=0.9)
+
+
+def test_noise_hand_values():
+    assert standard_error_of_difference([0.0, 1.0], [0.0, 1.0]) == pytest.approx(math.sqrt(0.25 + 0.25))
+    assert standard_error_of_difference([1.0], [0.0, 1.0]) is None
+    assert within_noise(0.60, 0.61) and not within_noise(0.60, 0.70)  # floor 0.02
+    assert within_noise(0.60, 0.70, se=0.06) and not within_noise(0.60, 0.70, se=0.04)  # 2 standard errors
+    assert within_noise(40.0, 40.5) and not within_noise(40.0, 42.0)  # the floor scales with the values
+
+
+def test_progress_not_shown_where_target_and_retain_are_within_noise():
+    target = make_report("target", forget_rouge=0.9, forget_truth_ratio=0.600, mia_min_k_auc=0.50)
+    retain = make_report("retain", forget_rouge=0.2, forget_truth_ratio=0.611, mia_min_k_auc=0.61)
+    unlearned = make_report("unlearned", forget_rouge=0.3, forget_truth_ratio=0.660, mia_min_k_auc=0.53)
+    md = comparison_markdown({"target": target, "retain": retain, "unlearned": unlearned})
+    assert "| forget_rouge | 0.9000 | 0.2000 | 0.3000 (86%) |" in md
+    assert "0.6600 (target ≈ retain)" in md and "545%" not in md  # (0.66 - 0.60) / 0.011 would be 545%
+    assert "0.5300 (27%)" in md and "No progress is shown for `forget_truth_ratio`" in md
+    # per-example values: a 0.1 gap between two noisy sets of 10 answers is noise, between two steady ones it is not
+    noisy_t, noisy_r = [0.0, 1.0] * 5, [0.2, 1.0] * 5
+    for values, expected in (((noisy_t, noisy_r), True), (([0.5] * 10, [0.6] * 10), False)):
+        t = make_report("target", forget_rouge=sum(values[0]) / 10)
+        r = make_report("retain", forget_rouge=sum(values[1]) / 10)
+        t.per_example, r.per_example = {"forget": {"rouge": values[0]}}, {"forget": {"rouge": values[1]}}
+        assert metric_noise(t, r, "forget_rouge")[0] is expected
+
+
+def stage_report(stage: str, revision: str, rouge: float, split: str = "forget10"):
+    report = make_report(stage, forget_rouge=rouge)
+    report.model = {"id": stage, "revision": revision}
+    report.data = {"forget_split": split, "fingerprint": "abc"}
+    return report
+
+
+def test_eval_tab_finds_zoo_stage_reports_without_reports_flag(tmp_path, monkeypatch):
+    from hfcl.zoo import tiny_config
+
+    monkeypatch.setenv("HFCL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_config()
+    rev = {s: stage_revision(s, cfg, "forget10") for s in ("target", "retain")}
+    assert rev["retain"].startswith("zoo:retain-forget10-") and stage_revision("out/x", cfg) is None
+    run = tmp_path / "unlearned"  # what `hfcl eval --compare target,retain` / the demo's card leave in a run folder
+    make_report("unlearned", forget_rouge=0.3).save(run)
+    stage_report("target", rev["target"], 0.95).save(run / "eval_report.target.json")
+    stage_report("retain", "zoo:retain-forget10-0000000000000000", 0.1).save(run / "eval_report.retain.json")
+    specs = parse_model_specs(f"target,retain,unlearned={run}")
+    found = find_reports(specs, zoo_config=cfg)
+    assert found.reports["target"].aggregates["forget_rouge"] == 0.95
+    assert "retain" in found.missing and "report cache" in found.missing["retain"]  # another build's report: ignored
+    # the demo's output folder, searched from the working directory
+    demo_run = tmp_path / "hfcl-demo" / "unlearned"
+    demo_run.mkdir(parents=True)
+    stage_report("retain", rev["retain"], 0.145).save(demo_run / "eval_report.retain.json")
+    stage_report("retain", rev["retain"], 0.5, split="forget05").save(tmp_path / "hfcl-demo" / "x.json")
+    found = find_reports(specs, zoo_config=cfg)
+    assert found.sources["retain"] == Path("hfcl-demo") / "unlearned" / "eval_report.retain.json"
+    # both were copied to the report cache: serving only the stages, from another folder, still finds them
+    assert stage_report_path(rev["retain"], "forget10").is_file()
+    monkeypatch.chdir(tmp_path / "cache")
+    found = find_reports(parse_model_specs("target,retain"), zoo_config=cfg)
+    assert {n: r.aggregates["forget_rouge"] for n, r in found.reports.items()} == {"target": 0.95, "retain": 0.145}
+    assert find_reports(parse_model_specs("target"), zoo_config=cfg, forget_split="forget05").missing
+
+
 # --- compose engine ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def adapter_dirs(tiny_zoo, tmp_path_factory):
@@ -297,3 +384,11 @@ def test_compare_target_vs_really_unlearned_adapter(tiny_zoo, tmp_path):
         for a in last.answers:
             p[a.name] += a.p_truth
     assert p["unlearned"] < 0.7 * p["target"], p  # measured: 1.41 vs 3.92
+
+
+def test_compose_api_parameter_names_are_identifiers():
+    from hfcl.space.app import api_parameter_names
+
+    assert api_parameter_names(["a", "math-v2", "math_v2", "x.y+z"]) == [
+        "weight_a", "weight_math_v2", "weight_math_v2_2", "weight_x_y_z"]
+    assert all(n.isidentifier() for n in api_parameter_names(["1st", "é-lan"]))

@@ -50,7 +50,9 @@ def test_cli_writes_loadable_adapter_run_dir(tiny_zoo, tmp_path):
     assert not list(tmp_path.glob(".run*")), "no temporary or checkpoint folder is left behind"
     run = json.loads((out / "hfcl_run.json").read_text())
     assert run["command"] == "unlearn" and run["method"] == "GradDiff" and run["config"]["max_steps"] == 2
-    assert run["config"]["beta"] == 1.0 and run["config"]["learning_rate"] == 1e-3  # preset fills only defaults
+    # GradDiff's own demo recipe fills only the options left at their default (NPO's β is not written into it)
+    assert run["config"]["preset"] == "demo" and run["config"]["alpha"] == 2.0 and run["config"]["beta"] is None
+    assert run["config"]["learning_rate"] == 1e-3 and run["config"]["max_steps"] == 2
     assert run["data_fingerprint"]["forget"] and "versions" in run["provenance"]
     model, _ = load_model(str(out))
     assert type(model).__name__ == "PeftModelForCausalLM"

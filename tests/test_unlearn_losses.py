@@ -112,3 +112,24 @@ def test_registry_lookup_defaults_and_reference_needs():
     assert reference_needs(get_method("NPO"), "nll") == {"logps"}
     assert reference_needs(get_method("NPO"), "kl") == {"logps", "logits"}
     assert reference_needs(get_method("SimNPO"), "none") == set()
+
+
+def test_rmu_mean_against_openunlearnings_broadcast_mean():
+    """hfcl: sum(S)/sum(N). OpenUnlearning: (S[B] / N[B,1]).mean() = mean(S)·mean(1/N) (a broadcasting slip).
+    They agree when every example has the same number of answer tokens, and differ otherwise."""
+    gen = torch.Generator().manual_seed(0)
+    hidden, control = torch.randn(3, 5, 4, generator=gen), torch.zeros(4)
+
+    def both(mask):
+        per_position = hidden.pow(2).mean(-1) * mask
+        S, N = per_position.sum(1), mask.sum(1, keepdim=True).float()
+        return L.rmu_forget_loss(hidden, control, mask).item(), (S / N).mean().item(), (S / N.squeeze(1)).mean()
+
+    equal = torch.tensor([[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 1]], dtype=torch.bool)
+    hfcl, broadcast, per_example = both(equal)
+    assert hfcl == pytest.approx(broadcast, rel=1e-6) and hfcl == pytest.approx(float(per_example), rel=1e-6)
+    ragged = torch.tensor([[1, 0, 0, 0, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 1]], dtype=torch.bool)
+    hfcl, broadcast, per_example = both(ragged)
+    S = (hidden.pow(2).mean(-1) * ragged).sum(1)
+    assert broadcast == pytest.approx(float(S.mean() * (1 / ragged.sum(1).float()).mean()), rel=1e-6)
+    assert abs(broadcast - hfcl) > 1e-3 and abs(broadcast - float(per_example)) > 1e-3

@@ -24,9 +24,9 @@ def tiny_model(vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
 
 
 def config(tmp_path, **kw) -> UnlearningConfig:
-    values = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=1, learning_rate=0.1,
-                  optim="sgd", max_grad_norm=0.0, report_to="none", disable_tqdm=True, use_cpu=True, seed=0,
-                  save_strategy="no", logging_steps=1, lr_scheduler_type="constant")
+    values = {"output_dir": str(tmp_path / "out"), "per_device_train_batch_size": 8, "max_steps": 1,
+              "learning_rate": 0.1, "optim": "sgd", "max_grad_norm": 0.0, "report_to": "none", "disable_tqdm": True,
+              "use_cpu": True, "seed": 0, "save_strategy": "no", "logging_steps": 1, "lr_scheduler_type": "constant"}
     values.update(kw)
     return UnlearningConfig(**values)
 
@@ -130,8 +130,8 @@ def test_lora_with_gradient_checkpointing_trains(tmp_path, tiny_tokenizer):
 
 
 def test_resume_from_checkpoint_reaches_same_weights(tmp_path, tiny_tokenizer):
-    kw = dict(method="NPO", max_steps=4, per_device_train_batch_size=2, optim="adamw_torch", learning_rate=1e-2,
-              save_strategy="steps", save_steps=2, lr_scheduler_type="linear")
+    kw = {"method": "NPO", "max_steps": 4, "per_device_train_batch_size": 2, "optim": "adamw_torch",
+          "learning_rate": 1e-2, "save_strategy": "steps", "save_steps": 2, "lr_scheduler_type": "linear"}
     full = UnlearningTrainer(tiny_model(len(tiny_tokenizer)), config(tmp_path / "a", **kw), FORGET, RETAIN,
                              processing_class=tiny_tokenizer)
     full.train()

@@ -96,3 +96,90 @@ def test_unknown_model_offline_is_a_clear_error(monkeypatch):
         load_model("no-such-user/no-such-model-xyz")
     with pytest.raises(ModelNotAvailableError, match="stage"):
         model_path("nonsense")
+
+
+def test_model_path_hashes_each_file_once_per_process(tiny_zoo, tmp_path, monkeypatch):
+    from hfcl.zoo import cache
+
+    calls: list[str] = []
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda path, *a, **k: calls.append(str(path)) or real(path, *a, **k))
+    monkeypatch.setattr(cache, "_VERIFIED", {})  # as in a fresh process
+    path = model_path("target", tiny_zoo.config)
+    files = json.loads((path / MARKER).read_text())["files"]
+    assert sorted(calls) == sorted(str(path / name) for name in files)  # the first look verifies every file
+    for _ in range(5):
+        assert model_path("target", tiny_zoo.config) == path
+    assert len(calls) == len(files)  # the fast path after it hashes nothing
+
+    monkeypatch.setenv("HFCL_CACHE", str(tmp_path))
+    tok_dir = model_path("tokenizer", tiny_config(base_epochs=1))
+    victim = tok_dir / "tokenizer.json"
+    calls.clear()
+    assert is_complete(tok_dir) and calls == []
+    data = bytearray(victim.read_bytes())
+    data[-2] = ord(" ") if data[-2] != ord(" ") else ord("\t")  # same size, other bytes, newer mtime
+    victim.write_bytes(bytes(data))
+    assert not is_complete(tok_dir) and calls == [str(victim)]  # a changed file is hashed again
+
+
+def test_waiting_for_another_build_says_so(tmp_path, monkeypatch):
+    import logging
+    import threading
+
+    from filelock import FileLock
+
+    from hfcl.zoo import build
+
+    monkeypatch.setenv("HFCL_CACHE", str(tmp_path))
+    monkeypatch.setattr(build, "LOCK_NOTICE_AFTER", 0.05)
+    cfg = tiny_config(base_epochs=1)
+    folder = build._folder("tokenizer", cfg, "forget10")
+    folder.parent.mkdir(parents=True)
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logging.getLogger("hfcl").addHandler(handler)
+    held = FileLock(str(folder) + ".lock")
+    held.acquire()  # "another process" is building the tokenizer
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(path=model_path("tokenizer", cfg)))
+    try:
+        worker.start()
+        time.sleep(0.5)
+        assert "path" not in result  # it waits for the lock...
+        assert any("Waiting for another process building tokenizer" in m for m in records), records  # ...and says so
+    finally:
+        held.release()
+        worker.join(60)
+        logging.getLogger("hfcl").removeHandler(handler)
+    assert result["path"] == folder and is_complete(folder)
+
+
+def test_build_shows_the_stage_and_a_time_estimate(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("HFCL_CACHE", str(tmp_path))
+    cfg = tiny_config(base_epochs=1, n_authors=10, n_holdout=1, min_qa=2, max_qa=2, hidden_size=32,
+                      intermediate_size=64, vocab_size=400)
+    model_path("base", cfg)
+    err = capfd.readouterr().err
+    bar = [line for line in err.replace("\r", "\n").splitlines() if "hfcl zoo: training base" in line]
+    assert bar, err
+    assert "step" in bar[-1] and "<" in bar[-1]  # steps done, elapsed<remaining
+    assert "train_runtime" not in err and "Loading weights" not in err and "Writing model shards" not in err
+
+
+def test_known_noise_is_silenced_in_one_place(tiny_zoo, monkeypatch, capfd):
+    import warnings
+
+    from hfcl.utils import logging as hfcl_logging
+
+    monkeypatch.setitem(hfcl_logging._SILENCED, "done", False)
+    with warnings.catch_warnings(record=True) as caught:
+        assert hfcl_logging.silence_known_noise()
+        assert not hfcl_logging.silence_known_noise()  # once
+        load_model("target", tiny_zoo.config)
+        load_model("retain", tiny_zoo.config)
+        warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then ...", UserWarning)
+        warnings.warn("something new", UserWarning)
+    assert [str(w.message) for w in caught] == ["something new"]  # unknown warnings still show
+    assert "Loading weights" not in capfd.readouterr().err

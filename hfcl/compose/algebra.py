@@ -16,17 +16,22 @@ Semantics next to the anchors:
 * Modules that an adapter does not target have a zero delta there (``modules="union"``, the exact answer); pass
   ``modules="strict"`` to refuse adapters that target different modules.
 * (IA)^3 sources combine on ``l - 1`` (see :mod:`hfcl.compose.ia3`).
+
+Layering: this module knows no adapter kind. Each kind's class (``LoraAdapter`` in :mod:`~hfcl.compose.deltas`,
+``IA3Adapter`` in :mod:`~hfcl.compose.ia3`, ``TaskVector``) subclasses :class:`Composable` and provides
+``combine(combination, modules, name)``, the exact weighted sum for its kind; those modules import this one, never the
+other way round, so there is no import cycle.
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import ConfigError
 from ..utils.logging import get_logger
-from .deltas import LoraAdapter, LowRankDelta, stack_deltas, union_modules
 
 logger = get_logger(__name__)
 MODULE_POLICIES = ("union", "strict")
@@ -129,16 +134,59 @@ class Combination:
         return kinds.pop() if kinds else "lora"
 
     def linear(self, modules: str = "union", name: str = "composed") -> Any:
-        """The exact weighted sum as a new adapter (stacked factors for LoRA; ``1 + sum w (l - 1)`` for (IA)^3)."""
-        if self.kind() == "full":
-            from .task_vectors import merge_task_vectors
+        """The exact weighted sum as a new adapter (stacked factors for LoRA; ``1 + sum w (l - 1)`` for (IA)^3;
+        the element-wise sum for task vectors), computed by the adapters' own ``combine``."""
+        self.kind()  # one kind only
+        if not self.terms:
+            raise ConfigError("Nothing to combine: the expression names no adapter.")
+        return type(self.adapters[0]).combine(self, modules=modules, name=name)
 
-            return merge_task_vectors(self, name=name)
-        if self.kind() == "ia3":
-            from .ia3 import combine_ia3
 
-            return combine_ia3(self, modules=modules, name=name)
-        return linear_combination(self.terms, modules=modules, name=name)
+class Composable:
+    """Operators shared by every adapter kind: ``w1*a + w2*b - c`` builds a :class:`Combination`.
+
+    Subclasses set ``kind`` and implement ``combine(combination, modules, name)`` (a classmethod or staticmethod).
+    """
+
+    kind = "lora"
+
+    @classmethod
+    def combine(cls, combination: Combination, modules: str = "union", name: str = "composed") -> Any:
+        raise ConfigError(f"{cls.__name__} adapters cannot be combined.")
+
+    def _as_combination(self) -> Combination:
+        return Combination.of(self)
+
+    def __add__(self, other):
+        return self._as_combination() + other
+
+    def __radd__(self, other):
+        return self._as_combination().__radd__(other)
+
+    def __sub__(self, other):
+        return self._as_combination() - other
+
+    def __rsub__(self, other):
+        return (-self._as_combination()).__radd__(other)
+
+    def __mul__(self, weight):
+        return self._as_combination() * weight
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, weight):
+        return self._as_combination() / weight
+
+    def __neg__(self):
+        return -self._as_combination()
+
+
+def union_modules(adapters: Iterable[Any]) -> list[str]:
+    """Sorted union of module names over adapters (each has ``.deltas`` or ``.vectors``)."""
+    names: set[str] = set()
+    for adapter in adapters:
+        names |= set(getattr(adapter, "deltas", None) or getattr(adapter, "vectors", {}))
+    return sorted(names)
 
 
 def check_module_policy(adapters: Sequence[Any], modules: str) -> list[str]:
@@ -158,23 +206,12 @@ def check_module_policy(adapters: Sequence[Any], modules: str) -> list[str]:
     return names
 
 
-def linear_combination(terms: Sequence[tuple[LoraAdapter, float]], modules: str = "union",
-                       name: str = "composed") -> LoraAdapter:
-    """Exact ``sum_i w_i a_i`` of LoRA adapters as one adapter (rank ``sum r_i`` per module)."""
+def linear_combination(terms: Sequence[tuple[Any, float]], modules: str = "union", name: str = "composed") -> Any:
+    """Exact ``sum_i w_i a_i`` of ``(adapter, weight)`` terms as one adapter (for LoRA: rank ``sum r_i`` per module,
+    :func:`hfcl.compose.deltas.lora_linear_combination`)."""
     if not terms:
         raise ConfigError("Nothing to combine: the expression names no adapter.")
-    adapters = [a for a, _ in terms]
-    names = check_module_policy(adapters, modules)
-    deltas: dict[str, LowRankDelta] = {}
-    for module in names:
-        parts = [(w, a.deltas[module]) for a, w in terms if module in a.deltas]
-        deltas[module] = stack_deltas(parts)
-    first = adapters[0]
-    return LoraAdapter(deltas=deltas, name=name, base_model_name_or_path=first.base_model_name_or_path,
-                       base_revision=first.base_revision, fan_in_fan_out=first.fan_in_fan_out,
-                       task_type=first.task_type,
-                       provenance={"sources": [a.describe() for a in adapters],
-                                   "weights": {a.name: w for a, w in terms}})
+    return Combination(tuple((a, float(w)) for a, w in terms)).linear(modules=modules, name=name)
 
 
 # Functional spellings of the operators.

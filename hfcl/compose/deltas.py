@@ -22,12 +22,16 @@ smaller rank optimally without forming dW.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
 from ..errors import ConfigError
+from .algebra import Combination, Composable, check_module_policy, union_modules
+
+__all__ = ["Composable", "LoraAdapter", "LowRankDelta", "lora_linear_combination", "stack_deltas", "union_modules"]
 
 
 @dataclass(frozen=True)
@@ -98,39 +102,6 @@ def stack_deltas(terms: Sequence[tuple[float, LowRankDelta]]) -> LowRankDelta:
     return LowRankDelta(a, b, 1.0)
 
 
-class Composable:
-    """Operators shared by every adapter kind: ``w1*a + w2*b - c`` builds a :class:`~.algebra.Combination`."""
-
-    # Combination is imported lazily to keep this module free of the algebra (which imports it).
-    def _as_combination(self):
-        from .algebra import Combination
-
-        return Combination.of(self)
-
-    def __add__(self, other):
-        return self._as_combination() + other
-
-    def __radd__(self, other):
-        return self._as_combination().__radd__(other)
-
-    def __sub__(self, other):
-        return self._as_combination() - other
-
-    def __rsub__(self, other):
-        return (-self._as_combination()).__radd__(other)
-
-    def __mul__(self, weight):
-        return self._as_combination() * weight
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, weight):
-        return self._as_combination() / weight
-
-    def __neg__(self):
-        return -self._as_combination()
-
-
 @dataclass
 class LoraAdapter(Composable):
     """A LoRA adapter as ``{module_name: LowRankDelta}`` plus where it came from.
@@ -179,10 +150,26 @@ class LoraAdapter(Composable):
                 "kind": self.kind, "modules": len(self.deltas), "max_rank": self.max_rank,
                 "use_rslora": bool(self.peft_config.get("use_rslora", False))}
 
+    @classmethod
+    def combine(cls, combination: Combination, modules: str = "union", name: str = "composed") -> "LoraAdapter":
+        """The exact weighted sum of ``combination``'s LoRA adapters (see :func:`lora_linear_combination`)."""
+        return lora_linear_combination(combination.terms, modules=modules, name=name)
 
-def union_modules(adapters: Iterable[Any]) -> list[str]:
-    """Sorted union of module names over adapters (each has ``.deltas`` or ``.vectors``)."""
-    names: set[str] = set()
-    for adapter in adapters:
-        names |= set(getattr(adapter, "deltas", None) or getattr(adapter, "vectors", {}))
-    return sorted(names)
+
+def lora_linear_combination(terms: Sequence[tuple[LoraAdapter, float]], modules: str = "union",
+                            name: str = "composed") -> LoraAdapter:
+    """Exact ``sum_i w_i a_i`` of LoRA adapters as one adapter (rank ``sum r_i`` per module)."""
+    if not terms:
+        raise ConfigError("Nothing to combine: the expression names no adapter.")
+    adapters = [a for a, _ in terms]
+    names = check_module_policy(adapters, modules)
+    deltas: dict[str, LowRankDelta] = {}
+    for module in names:
+        parts = [(w, a.deltas[module]) for a, w in terms if module in a.deltas]
+        deltas[module] = stack_deltas(parts)
+    first = adapters[0]
+    return LoraAdapter(deltas=deltas, name=name, base_model_name_or_path=first.base_model_name_or_path,
+                       base_revision=first.base_revision, fan_in_fan_out=first.fan_in_fan_out,
+                       task_type=first.task_type,
+                       provenance={"sources": [a.describe() for a in adapters],
+                                   "weights": {a.name: w for a, w in terms}})

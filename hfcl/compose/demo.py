@@ -20,22 +20,16 @@ from ..utils.logging import get_logger
 logger = get_logger(__name__)
 
 
-def _rouge_l_recall(references: Sequence[str], predictions: Sequence[str]) -> float:
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    scores = [scorer.score(ref, pred)["rougeL"].recall for ref, pred in zip(references, predictions)]
-    return sum(scores) / max(len(scores), 1)
-
-
 def split_scores(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     """``{"rouge_l": mean ROUGE-L recall of greedy answers, "prob": mean answer probability}`` on TOFU rows."""
+    from ..eval.metrics.rouge import rouge_l_recall
     from ..zoo.train import greedy_answers
     from .negation import answer_nll
 
     answers = greedy_answers(model, tokenizer, [r["question"] for r in rows])
     prob = float(answer_nll(model, tokenizer, rows).neg().exp().mean())
-    return {"rouge_l": _rouge_l_recall([r["answer"] for r in rows], answers), "prob": prob}
+    rouge = rouge_l_recall(answers, [r["answer"] for r in rows])
+    return {"rouge_l": float(rouge.mean()) if rouge.size else 0.0, "prob": prob}
 
 
 def negation_demo(zoo_config: Any = None, forget_split: str = "forget10", lams: Sequence[float] = (1.0, 2.0, 4.0),

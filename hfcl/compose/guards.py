@@ -25,7 +25,11 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ConfigError, OutputExistsError
+from ..errors import (  # the error classes live in hfcl.errors; re-exported here for compatibility
+    IncompatibleAdaptersError,
+    OutputExistsError,
+    UnsupportedAdapterError,
+)
 from ..utils.logging import get_logger
 
 logger = get_logger(__name__)
@@ -51,12 +55,13 @@ UNSUPPORTED_LORA_OPTIONS = {
 }
 
 
-class IncompatibleAdaptersError(ConfigError):
-    """Adapters cannot be combined (different bases, shapes, layouts or types)."""
-
-
-class UnsupportedAdapterError(ConfigError):
-    """The adapter type or one of its options has no exact weight-delta meaning in hfcl."""
+__all__ = [
+    "MUTATING_INITS",
+    "SUPPORTED_PEFT_TYPES",
+    "UNSUPPORTED_LORA_OPTIONS",
+    "IncompatibleAdaptersError",
+    "UnsupportedAdapterError",
+]
 
 
 def check_supported_config(config: dict[str, Any], source: str) -> str:
@@ -104,15 +109,19 @@ def lora_scaling(config: dict[str, Any], module: str, rank: int) -> float:
     return alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
 
 
-def _norm_base(name: str | None) -> str | None:
+def normalize_base(name: str | None) -> str | None:
+    """A base model name comparable across adapters: a local folder's real path, else the name without a final /."""
     if not name:
         return None
     return os.path.realpath(name) if os.path.isdir(name) else str(name).rstrip("/")
 
 
+_norm_base = normalize_base  # the old private name
+
+
 def check_same_base(adapters: Sequence[Any], force: bool = False) -> None:
     """All adapters were trained on the same base (name/path and revision); ``force`` downgrades to a warning."""
-    bases = {(_norm_base(a.base_model_name_or_path), a.base_revision) for a in adapters}
+    bases = {(normalize_base(a.base_model_name_or_path), a.base_revision) for a in adapters}
     known = {b for b in bases if b[0] is not None}
     if len(known) <= 1:
         return
@@ -173,7 +182,7 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     out = Path(path)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"Output directory {str(out)!r} already exists; pass overwrite=True "
-                                "(CLI: --overwrite) or choose another --out.")
+                                "(CLI: --overwrite) or choose another --output_dir.")
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"Output path {str(out)!r} exists and is not a directory.")
     return out

@@ -18,8 +18,7 @@ from typing import Any
 
 import torch
 
-from .algebra import check_module_policy
-from .deltas import Composable
+from .algebra import Composable, check_module_policy
 
 
 @dataclass
@@ -48,6 +47,10 @@ class IA3Adapter(Composable):
         return {"name": self.name, "source": self.source, "revision": self.revision,
                 "base_model_name_or_path": self.base_model_name_or_path, "base_revision": self.base_revision,
                 "kind": self.kind, "modules": len(self.vectors)}
+
+    @classmethod
+    def combine(cls, combination: Any, modules: str = "union", name: str = "composed") -> "IA3Adapter":
+        return combine_ia3(combination, modules=modules, name=name)
 
 
 def combine_ia3(combination: Any, modules: str = "union", name: str = "composed") -> IA3Adapter:

@@ -44,22 +44,62 @@ def resolve_source(path_or_id: str, revision: str | None = None) -> tuple[Path, 
 
     try:
         folder = Path(snapshot_download(path_or_id, revision=revision, allow_patterns=ADAPTER_FILES))
-    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many types (offline, 404, auth)
+    except Exception as exc:
         raise ModelNotAvailableError(f"Adapter {path_or_id!r} is not a local folder and could not be downloaded "
                                      f"from the Hub ({type(exc).__name__}: {exc}).") from exc
     return folder, folder.name  # snapshot folders are named by commit hash
 
 
+def read_json_file(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; a truncated or invalid file is a :class:`ModelNotAvailableError` naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelNotAvailableError(f"{str(path)!r} is not valid JSON ({exc}); the file is truncated or corrupt: "
+                                     "re-save or re-download it.") from exc
+    if not isinstance(data, dict):
+        raise ModelNotAvailableError(f"{str(path)!r} must hold a JSON object, got {type(data).__name__}.")
+    return data
+
+
+def check_safetensors_file(path: Path) -> None:
+    """Read the header of a safetensors file (cheap); a truncated or non-safetensors file is a
+    :class:`ModelNotAvailableError` naming it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except Exception as exc:
+        raise ModelNotAvailableError(f"{str(path)!r} is not a readable safetensors file ({exc}); it is truncated or "
+                                     "not safetensors: re-save or re-download it.") from exc
+
+
+def check_weight_files(folder: Path) -> None:
+    """Check a model or adapter folder's configs (``adapter_config.json``, ``config.json``) and the headers of its
+    top-level ``*.safetensors`` files before anything loads them."""
+    for name in ("adapter_config.json", "config.json"):
+        if (folder / name).is_file():
+            read_json_file(folder / name)
+    for weights in sorted(folder.glob("*.safetensors")):
+        check_safetensors_file(weights)
+
+
 def read_adapter_dir(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``(adapter_config dict, state dict)`` of a PEFT adapter folder."""
+    """``(adapter_config dict, state dict)`` of a PEFT adapter folder (a damaged file is named in the error)."""
     config_file = folder / "adapter_config.json"
     if not config_file.is_file():
         raise ModelNotAvailableError(f"{str(folder)!r} has no adapter_config.json; is it a PEFT adapter folder?")
-    config = json.loads(config_file.read_text())
+    config = read_json_file(config_file)
     if (folder / "adapter_model.safetensors").is_file():
         from safetensors.torch import load_file
 
-        state = load_file(str(folder / "adapter_model.safetensors"))
+        check_safetensors_file(folder / "adapter_model.safetensors")
+        try:
+            state = load_file(str(folder / "adapter_model.safetensors"))
+        except Exception as exc:
+            raise ModelNotAvailableError(f"{str(folder / 'adapter_model.safetensors')!r} cannot be read ({exc}); "
+                                         "re-save or re-download the adapter.") from exc
     elif (folder / "adapter_model.bin").is_file():
         state = torch.load(folder / "adapter_model.bin", map_location="cpu", weights_only=True)
     else:
@@ -71,10 +111,10 @@ def adapter_from_state(config: dict[str, Any], state: dict[str, torch.Tensor], n
                        source: str | None = None, revision: str | None = None) -> LoraAdapter | IA3Adapter:
     """Build a LoraAdapter / IA3Adapter from a PEFT config dict and state dict (guards run first)."""
     kind = check_supported_config(config, source or name)
-    common = dict(name=name, source=source, revision=revision,
-                  base_model_name_or_path=config.get("base_model_name_or_path"),
-                  base_revision=config.get("revision"), fan_in_fan_out=bool(config.get("fan_in_fan_out", False)),
-                  task_type=config.get("task_type"), peft_config=config)
+    common = {"name": name, "source": source, "revision": revision,
+                  "base_model_name_or_path": config.get("base_model_name_or_path"),
+                  "base_revision": config.get("revision"), "fan_in_fan_out": bool(config.get("fan_in_fan_out", False)),
+                  "task_type": config.get("task_type"), "peft_config": config}
     if kind == "ia3":
         vectors, unknown = {}, []
         for key, value in state.items():

@@ -1,7 +1,7 @@
 """Merges of adapters on their true weight deltas, and :func:`compose`, the one entry point for every method.
 
 Each method is one pure function over a stack of dense per-module deltas ``T: (N, out, in)`` and weights ``w: (N,)``,
-registered in :data:`MERGE_METHODS`. ``linear`` never densifies: it stacks factors exactly (and
+registered in :data:`MERGES`. ``linear`` never densifies: it stacks factors exactly (and
 :mod:`~hfcl.compose.compress` re-factors when a rank is asked). The element-wise methods densify one module at a time,
 merge, and re-factor by truncated SVD to ``rank`` (default: the sum of the source ranks of that module, capped by the
 matrix size), reporting the relative Frobenius error of that re-factoring per module.
@@ -47,9 +47,7 @@ AUTO_RANK = -1  # internal marker of rank="auto"
 
 def check_merge_options(method: str, density: float | None, majority_sign: str) -> None:
     """A known merge method, a density in (0, 1] where the method needs one, and a known majority-sign rule."""
-    if method not in MERGE_METHODS:
-        raise ConfigError(f"Unknown method {method!r}; choose one of {', '.join(MERGE_METHODS)}.")
-    if method in NEEDS_DENSITY:
+    if get_merge(method).needs_density:
         _check_density(density)
     if majority_sign not in MAJORITY_SIGN:
         raise ConfigError(f"majority_sign must be one of {MAJORITY_SIGN}, got {majority_sign!r}.")
@@ -133,17 +131,6 @@ def dare_ties(deltas: torch.Tensor, weights: torch.Tensor, density: float, major
     return disjoint_mean(weighted, elect_sign(weighted, majority_sign))
 
 
-METHOD_DESCRIPTIONS = {
-    "linear": "exact task arithmetic on the LoRA weight deltas (dW = sum_i w_i s_i B_i A_i, factors stacked; "
-              "optionally re-factored to a lower rank by an optimal truncated SVD)",
-    "ties": "TIES-merging on the true weight deltas: trim to the top-density entries, elect the sign of the weighted "
-            "sum, disjoint mean",
-    "dare_linear": "DARE on the true weight deltas: seeded random drop with 1/density rescale, then weighted sum",
-    "dare_ties": "DARE drop and rescale on the true weight deltas, then TIES sign election and disjoint mean",
-    "magnitude_prune": "magnitude pruning of each weight delta to the top-density entries, then weighted sum",
-}
-
-
 def source_line(adapter: Any, weight: float) -> str:
     """One human-readable line per source for cards: name, weight, where it came from."""
     where = adapter.source or "in memory"
@@ -152,14 +139,49 @@ def source_line(adapter: Any, weight: float) -> str:
     return f"`{adapter.name}` x {weight:g}: {where}{rev} ({adapter.kind}{rank})"
 
 
-MERGE_METHODS: dict[str, Callable[..., torch.Tensor]] = {
-    "linear": linear_merge,
-    "ties": ties,
-    "dare_linear": dare_linear,
-    "dare_ties": dare_ties,
-    "magnitude_prune": magnitude_prune,
-}
-NEEDS_DENSITY = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
+@dataclass(frozen=True)
+class MergeMethod:
+    """One merge method: its pure function over a stack of dense deltas, its card text and the options it reads."""
+
+    name: str
+    merge: Callable[..., torch.Tensor]
+    description: str
+    needs_density: bool = False  # reads ``density`` in (0, 1]
+    seeded: bool = False  # reads ``seed`` (random drop)
+    elects_sign: bool = False  # reads ``majority_sign``
+
+
+#: Every merge method, one entry each: adding a method is one function and one line here.
+MERGES: dict[str, MergeMethod] = {m.name: m for m in [
+    MergeMethod("linear", linear_merge, "exact task arithmetic on the LoRA weight deltas (dW = sum_i w_i s_i B_i A_i, "
+                "factors stacked; optionally re-factored to a lower rank by an optimal truncated SVD)"),
+    MergeMethod("ties", ties, "TIES-merging on the true weight deltas: trim to the top-density entries, elect the "
+                "sign of the weighted sum, disjoint mean", needs_density=True, elects_sign=True),
+    MergeMethod("dare_linear", dare_linear, "DARE on the true weight deltas: seeded random drop with 1/density "
+                "rescale, then weighted sum", needs_density=True, seeded=True),
+    MergeMethod("dare_ties", dare_ties, "DARE drop and rescale on the true weight deltas, then TIES sign election "
+                "and disjoint mean", needs_density=True, seeded=True, elects_sign=True),
+    MergeMethod("magnitude_prune", magnitude_prune, "magnitude pruning of each weight delta to the top-density "
+                "entries, then weighted sum", needs_density=True),
+]}
+
+
+def get_merge(name: str) -> MergeMethod:
+    """The registered merge ``name`` (a :class:`~hfcl.errors.ConfigError` listing the others if unknown)."""
+    if name not in MERGES:
+        raise ConfigError(f"Unknown method {name!r}; choose one of {', '.join(MERGES)}.")
+    return MERGES[name]
+
+
+def __getattr__(name: str) -> Any:
+    # The three tables this registry replaced, derived from it (old public names, read-only views).
+    if name == "MERGE_METHODS":
+        return {n: m.merge for n, m in MERGES.items()}
+    if name == "METHOD_DESCRIPTIONS":
+        return {n: m.description for n, m in MERGES.items()}
+    if name == "NEEDS_DENSITY":
+        return tuple(n for n, m in MERGES.items() if m.needs_density)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def module_generator(seed: int, module: str) -> torch.Generator:
@@ -208,11 +230,9 @@ def compose(combination: Combination | Any, method: str = "linear", rank: int | 
         if rank is not None:
             raise ConfigError("Full-model task vectors are dense; rank does not apply (use extract_lora to get a "
                               "LoRA of a task vector).")
-        from .task_vectors import merge_task_vectors
-
-        started = time.perf_counter()
-        merged = merge_task_vectors(combination, method=method, density=density, seed=seed,
-                                    majority_sign=majority_sign, name=name)
+        started = time.perf_counter()  # the task vectors merge themselves (hfcl.compose.task_vectors)
+        merged = type(adapters[0]).combine(combination, name=name, method=method, density=density, seed=seed,
+                                           majority_sign=majority_sign)
         recipe = {**merged.provenance, "kind": kind, "compose_seconds": round(time.perf_counter() - started, 4)}
         return ComposeResult(merged, {}, recipe)
     check_same_base(adapters, force=force)
@@ -234,11 +254,11 @@ def compose(combination: Combination | Any, method: str = "linear", rank: int | 
         result, errors = _elementwise(combination, method, rank, density, seed, majority_sign, modules, name)
     recipe = {"method": method, "weights": combination.weight_map(), "rank": "auto" if rank == AUTO_RANK else rank,
               "density": density,
-              "seed": seed if method.startswith("dare") else None,
-              "majority_sign": majority_sign if "ties" in method else None, "modules": modules,
+              "seed": seed if MERGES[method].seeded else None,
+              "majority_sign": majority_sign if MERGES[method].elects_sign else None, "modules": modules,
               "sources": [source_line(a, w) for a, w in combination.terms],
               "source_adapters": [a.describe() for a in adapters], "kind": kind,
-              "method_description": METHOD_DESCRIPTIONS[method],
+              "method_description": MERGES[method].description,
               "compression": _error_summary(errors), "compose_seconds": round(time.perf_counter() - started, 4)}
     result.provenance = {**result.provenance, "recipe": recipe}
     return ComposeResult(result, errors, recipe)
@@ -246,7 +266,7 @@ def compose(combination: Combination | Any, method: str = "linear", rank: int | 
 
 def _elementwise(combination: Combination, method: str, rank: int | None, density: float | None, seed: int,
                  majority_sign: str, modules: str, name: str) -> tuple[LoraAdapter, dict[str, float]]:
-    fn = MERGE_METHODS[method]
+    fn = MERGES[method].merge
     terms = combination.terms
     names = check_module_policy([a for a, _ in terms], modules)
     weights = torch.tensor([w for _, w in terms], dtype=torch.float64)

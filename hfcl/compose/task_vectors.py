@@ -62,6 +62,13 @@ class TaskVector(Composable):
         return cls(deltas, name=name, source=source,
                    base_model_name_or_path=getattr(base.config, "name_or_path", None))
 
+    @classmethod
+    def combine(cls, combination: Any, modules: str = "union", name: str = "composed",
+                **merge_options: Any) -> "TaskVector":
+        """The exact sum of ``combination``'s task vectors (what ``Combination.linear`` calls), or a merge of them
+        with ``merge_options`` (``method``, ``density``, ``seed``, ``majority_sign``: what ``compose`` passes)."""
+        return merge_task_vectors(combination, name=name, **merge_options)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "kind": self.kind,
                 "base_model_name_or_path": self.base_model_name_or_path, "parameters": len(self.deltas)}

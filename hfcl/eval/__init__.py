@@ -23,6 +23,7 @@ _EXPORTS = {
     "EvalReport": "report", "compare_rows": "report", "compare_table": "report", "markdown_table": "report",
     "print_reports": "report", "ReferenceLog": "reference_log", "EvalConfig": "suites", "SUITES": "suites",
     "DEFINITIONS": "definitions", "MetricDefinition": "definitions",
+    "Metric": "metrics.registry", "register_metric": "metrics.registry", "METRICS": "metrics.registry",
 }
 __all__ = list(_EXPORTS)
 

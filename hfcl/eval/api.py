@@ -222,9 +222,9 @@ def evaluate_model(model_or_path, suite: str = "tofu", forget_split: str = "forg
     started = time.perf_counter()
     result = RUNNERS[config.suite](model, tokenizer, data, config, distributed=distributed)
     seconds = time.perf_counter() - started
-    from .scoring import _process_info
+    from .scoring import process_info
 
-    _, num_processes = _process_info(distributed)
+    _, num_processes = process_info(distributed)
     info = provenance()
     report = EvalReport(
         suite=config.suite,
@@ -260,7 +260,10 @@ def with_reference(report: EvalReport, reference_log, check: bool = True) -> Eva
         ReferenceLog.load(reference_log)
     if log is not None and check:
         log.check_compatible(report.data.get("fingerprint"), report.settings)
-    own_notes = [n for n in report.notes if not n.startswith(_REFERENCE_NOTE_PREFIXES)]
+    from .metrics.registry import metrics_for
+
+    reference_notes = _REFERENCE_NOTE_PREFIXES + tuple(f"{m.name} is " for m in metrics_for(report.suite, "reference"))
+    own_notes = [n for n in report.notes if not n.startswith(reference_notes)]
     aggregates, per_example, notes = apply_reference(report.suite, report.aggregates, report.per_example, log)
     return dataclasses.replace(
         report, aggregates=aggregates, per_example=per_example, definitions=definitions_for(aggregates),

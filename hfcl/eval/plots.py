@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from .reference_log import ReferenceLog
 from .report import EvalReport
@@ -17,6 +18,41 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_ZOO_ENTRY = re.compile(r"^(base-v2|base|target|retain)(?:-forget\d+)?-[0-9a-f]{8,}$")
+
+
+def _short(source: Any, revision: Any = None) -> str | None:
+    """Stage or run name of one model source: ``"target"``, ``"ga"`` for ``/tmp/x/out/ga``, ``"org/model"``."""
+    from ..zoo.build import MODEL_STAGES
+
+    if isinstance(revision, str) and revision.startswith("zoo:"):
+        match = _ZOO_ENTRY.match(revision[4:])
+        if match:
+            return match.group(1)
+    if source is None:
+        return None
+    text = str(source).rstrip("/\\")
+    if text in MODEL_STAGES:
+        return text
+    name = Path(text).name
+    match = _ZOO_ENTRY.match(name)
+    if match:  # a zoo cache folder
+        return match.group(1)
+    local = text.startswith(("/", ".", "~")) or "\\" in text or text.count("/") != 1 or os.path.exists(text)
+    return (name or text) if local else text  # "org/model" stays a Hub id
+
+
+def model_label(model: Mapping[str, Any] | None) -> str:
+    """How plots name a model: its zoo stage or run folder name, never a local path. ``model`` is a report's
+    ``model`` identity (``id``, ``revision``, ``adapter_id``): an adapter reads ``"ga (on target)"``."""
+    model = model or {}
+    base = _short(model.get("id"), model.get("revision"))
+    adapter = _short(model.get("adapter_id"))
+    if adapter:
+        return f"{adapter} (on {base})" if base else adapter
+    return base or "model"
 
 
 def write_plots(report: EvalReport, out_dir: str | os.PathLike, reference: ReferenceLog | None = None) -> list[Path]:
@@ -32,13 +68,13 @@ def write_plots(report: EvalReport, out_dir: str | os.PathLike, reference: Refer
         fig, ax = plt.subplots(figsize=(8, 0.3 * len(bounded) + 1.2))
         ax.barh(list(bounded)[::-1], list(bounded.values())[::-1], color="#4c72b0")
         ax.set_xlim(0, 1)
-        ax.set_title(f"{report.suite}: {report.name}")
+        ax.set_title(f"{report.suite}: {model_label(report.model)}")
         fig.tight_layout()
         written.append(_save(fig, out / "aggregates.png", plt))
     ratios = report.per_example.get("forget", {}).get("truth_ratio")
     if ratios:
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.hist([r for r in ratios if r is not None], bins=20, alpha=0.6, label=report.name)
+        ax.hist([r for r in ratios if r is not None], bins=20, alpha=0.6, label=model_label(report.model))
         if reference is not None and reference.forget_truth_ratio:
             ax.hist(reference.forget_truth_ratio, bins=20, alpha=0.6, label="retain model (reference)")
         ax.set_xlabel("truth ratio R (forget set)")
@@ -61,7 +97,7 @@ def write_plots(report: EvalReport, out_dir: str | os.PathLike, reference: Refer
 def compare_plot(reports: Mapping[str, EvalReport], path: str | os.PathLike,
                  metrics: Sequence[str] = ("forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge",
                                            "retain_rouge", "extraction_strength")) -> Path:
-    """Grouped bars of ``metrics`` for several reports (one PNG)."""
+    """Grouped bars of ``metrics`` for several reports (one PNG; the legend uses the mapping's names)."""
     plt = _pyplot()
     import numpy as np
 

@@ -18,7 +18,8 @@ from typing import Any
 from ..errors import CacheError, ConfigError
 from ..utils.io import atomic_write_json, stable_hash
 
-FORMAT = "hfcl-eval-reference-log/1"
+#: 2: ``mia_loss`` keeps the EOS token (as the LOSS / reference attacks of OpenUnlearning); /1 logs are rebuilt.
+FORMAT = "hfcl-eval-reference-log/2"
 #: Settings whose change changes the logged values; a log is only used with the same ones.
 MATCHED_SETTINGS = ("suite", "forget_split", "max_length", "mia_k", "truth_ratio_answer")
 MISSING_NOTE = ("{metric} is not computed: no retain-model reference log. Pass reference_log=... (CLI: "
@@ -35,7 +36,7 @@ class ReferenceLog:
     settings: dict[str, Any]
     model: dict[str, Any]
     mia_min_k_auc: float
-    mia_loss: dict[str, list[float]]  # {"forget": [...], "holdout": [...]} per-example mean NLL (EOS excluded)
+    mia_loss: dict[str, list[float]]  # {"forget": [...], "holdout": [...]} per-example mean NLL (EOS included)
     forget_truth_ratio: list[float] | None = None  # TOFU only
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     path: str | None = field(default=None, compare=False)

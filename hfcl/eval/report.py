@@ -14,19 +14,25 @@ from typing import Any, Mapping, Sequence
 from ..errors import ConfigError
 from ..utils.io import atomic_write_json
 from .definitions import DEFINITIONS, MetricDefinition
+from .metrics.registry import METRICS
 
 FORMAT = "hfcl-eval-report/1"
 REPORT_FILE = "eval_report.json"
-#: Order in which aggregates are shown (others follow alphabetically).
-DISPLAY_ORDER = (
-    "forget_quality", "model_utility", "forget_truth_ratio", "forget_prob", "forget_rouge", "privleak",
-    "extraction_strength", "exact_memorization", "forget_verbmem_rouge", "forget_knowmem_rouge",
-    "retain_knowmem_rouge", "retain_prob", "retain_rouge", "retain_truth_ratio", "ra_prob", "ra_rouge",
-    "ra_truth_ratio", "wf_prob", "wf_rouge", "wf_truth_ratio", "mia_loss_auc", "mia_zlib_auc", "mia_min_k_auc",
-    "mia_min_k_plus_plus_auc", "mia_reference_auc",
-    "final_average_accuracy", "average_incremental_accuracy", "backward_transfer", "forward_transfer",
-    "average_forgetting", "intransigence",
-)
+#: Order in which the built-in aggregates are shown (others follow alphabetically). The live order is the metric
+#: registry's (:func:`display_order`): a registered metric takes its place there.
+DISPLAY_ORDER = tuple(METRICS)
+
+
+def display_order() -> tuple[str, ...]:
+    """Every registered metric, in display order."""
+    return tuple(METRICS)
+
+
+def ordered(names) -> list[str]:
+    """``names`` in display order: registered metrics first (registry order), the others alphabetically."""
+    names = list(names)
+    shown = [k for k in METRICS if k in names]
+    return shown + sorted(k for k in names if k not in shown)
 
 
 @dataclass
@@ -90,7 +96,7 @@ class EvalReport:
         if path.is_dir():
             path = path / REPORT_FILE
         if not path.is_file():
-            raise ConfigError(f"No eval report at {str(path)!r}; run `hfcl eval --model ... --out DIR` first.")
+            raise ConfigError(f"No eval report at {str(path)!r}; run `hfcl eval --model ... --output_dir DIR` first.")
         return cls.from_json(path.read_text(encoding="utf-8"))
 
     # --- display -----------------------------------------------------------------------------------------------
@@ -101,8 +107,7 @@ class EvalReport:
         return f"{model} + {adapter}" if adapter else str(model)
 
     def ordered_metrics(self) -> list[str]:
-        shown = [k for k in DISPLAY_ORDER if k in self.aggregates]
-        return shown + sorted(k for k in self.aggregates if k not in shown)
+        return ordered(self.aggregates)
 
     def definition(self, metric: str) -> MetricDefinition | None:
         """The definition of ``metric`` stored in the report (else hfcl's registry; ``None`` if unknown)."""

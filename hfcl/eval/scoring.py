@@ -69,7 +69,8 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None
     return batches
 
 
-def _process_info(distributed: bool) -> tuple[int, int]:
+def process_info(distributed: bool) -> tuple[int, int]:
+    """``(process index, number of processes)``: ``(0, 1)`` unless launched with several processes."""
     if not distributed:
         return 0, 1
     import os
@@ -83,13 +84,16 @@ def _process_info(distributed: bool) -> tuple[int, int]:
     return state.process_index, state.num_processes
 
 
+_process_info = process_info  # the old private name
+
+
 def run_batches(batches: list[list[int]], fn: Callable[[list[int]], list[Any]], distributed: bool = True,
                 ) -> tuple[dict[int, Any], list[int]]:
     """Run ``fn`` on this process's share of ``batches`` (round-robin) and gather every result on every process.
 
     Returns ``({index: result}, items_per_process)``.
     """
-    rank, world = _process_info(distributed)
+    rank, world = process_info(distributed)
     local = []
     for batch in batches[rank::world]:
         local.extend(zip(batch, fn(batch)))

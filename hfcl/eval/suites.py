@@ -1,5 +1,6 @@
 """The ``tofu`` and ``muse`` suites: register every sequence and prompt, run one scoring pass and one generation
-pass, then compute every metric with the pure functions of :mod:`hfcl.eval.metrics`.
+pass, compute the per-example columns, then every registered metric of the suite (:mod:`hfcl.eval.metrics.registry`)
+from them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datasets import Dataset, DatasetDict
 from ..errors import ConfigError, DataError
 from ..utils.io import stable_hash
 from . import metrics as M
+from .metrics.registry import compute_metrics, metrics_for
 from .reference_log import MISSING_NOTE, ReferenceLog
 from .scoring import ScoringPlan, SequenceScore
 
@@ -116,16 +118,13 @@ def _nan_to_none(values: Sequence[float]) -> list[float | None]:
     return [None if (v is None or (isinstance(v, float) and math.isnan(v))) else float(v) for v in values]
 
 
-def _mean(values) -> float | None:
-    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
-    return float(arr.mean()) if arr.size else None
-
-
 def _mia_scores(scores: list[SequenceScore], texts: list[str], k: float) -> dict[str, list[float]]:
+    """Per-example membership scores. LOSS and ZLib (and so the reference attack) read every labelled token, EOS
+    included, as OpenUnlearning does; Min-K% and Min-K%++ read the answer's content (a final EOS dropped)."""
     content = [s.content() for s in scores]
     return {
-        "mia_loss": [M.loss_score(c.logprobs) for c in content],
-        "mia_zlib": [M.zlib_score(c.logprobs, t) for c, t in zip(content, texts)],
+        "mia_loss": [M.loss_score(s.logprobs) for s in scores],
+        "mia_zlib": [M.zlib_score(s.logprobs, t) for s, t in zip(scores, texts)],
         "mia_min_k": [M.min_k_score(c.logprobs, k) for c in content],
         "mia_min_k_plus_plus": [M.min_k_plus_plus_score(c.logprobs, c.mu, c.var, k) for c in content],
     }
@@ -137,9 +136,17 @@ def _memorisation(scores: list[SequenceScore]) -> dict[str, list[float]]:
             "exact_memorization": [M.exact_memorization(c.correct) for c in content]}
 
 
-def _membership_aucs(forget: dict[str, list], holdout: dict[str, list], aggregates: dict[str, Any]) -> None:
-    for attack in ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus"):
-        aggregates[f"{attack}_auc"] = M.mia_auc(forget[attack], holdout[attack])
+def metric_inputs(per_example: dict[str, dict[str, list]], **extra: Any) -> dict[str, Any]:
+    """The registry's inputs: ``<split>.<column>`` for every per-example column, plus ``extra`` (dots spelled
+    ``__``: ``forget__scores=...`` gives ``forget.scores``)."""
+    inputs = {f"{split}.{column}": values for split, columns in per_example.items()
+              for column, values in columns.items()}
+    inputs.update({key.replace("__", "."): value for key, value in extra.items()})
+    return inputs
+
+
+def _suite_aggregates(suite: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return compute_metrics(metrics_for(suite, "suite"), inputs)
 
 
 def _values(values: Sequence[float | None]) -> list[float]:
@@ -148,39 +155,51 @@ def _values(values: Sequence[float | None]) -> list[float]:
 
 def apply_reference(suite: str, aggregates: dict[str, Any], per_example: dict[str, dict[str, list]],
                     reference: ReferenceLog | None) -> tuple[dict[str, Any], dict[str, dict[str, list]], list[str]]:
-    """The metrics that compare with the retain model: ``forget_quality`` (TOFU), ``privleak`` and
-    ``mia_reference_auc``, from a suite's reference-free results and a :class:`ReferenceLog` (``None`` gives ``None``
-    values and a note per missing metric). Returns new ``(aggregates, per_example, notes)``; inputs are not changed.
+    """The registered metrics that compare with the retain model (stage ``"reference"``: ``forget_quality`` (TOFU),
+    ``privleak``, ``mia_reference_auc``, ...), from a suite's reference-free results and a :class:`ReferenceLog`
+    (``None`` gives ``None`` values and a note per metric). Returns new ``(aggregates, per_example, notes)``; inputs
+    are not changed.
     """
     aggregates = dict(aggregates)
     per_example = {split: dict(values) for split, values in per_example.items()}
     notes: list[str] = []
-    names = (["forget_quality"] if suite == "tofu" else []) + ["privleak", "mia_reference_auc"]
+    metrics = metrics_for(suite, "reference")
     if reference is None:
-        aggregates.update(dict.fromkeys(names))
-        notes += [MISSING_NOTE.format(metric=name) for name in names[:-1]]
+        aggregates.update(dict.fromkeys(m.name for m in metrics))
+        notes += [MISSING_NOTE.format(metric=m.name) for m in metrics]
         for split in ("forget", "holdout"):
-            per_example[split].pop("mia_reference", None)
+            per_example.get(split, {}).pop("mia_reference", None)
         return aggregates, per_example, notes
-    if suite == "tofu":
-        if reference.forget_truth_ratio is None:
-            aggregates["forget_quality"] = None
-            notes.append("forget_quality is not computed: the reference log holds no truth ratios (a muse log?).")
-        else:
-            aggregates["forget_quality"] = M.forget_quality(_values(per_example["forget"]["truth_ratio"]),
-                                                            reference.forget_truth_ratio)
-    value = M.privleak(aggregates["mia_min_k_auc"], reference.mia_min_k_auc)
-    aggregates["privleak"] = None if math.isnan(value) else value
-    if math.isnan(value):
-        notes.append("privleak is undefined: the reference model's Min-K% AUC is 1.")
     for split in ("forget", "holdout"):
         own, ref = _values(per_example[split]["mia_loss"]), reference.mia_loss[split]
         if len(own) != len(ref):
             raise DataError(f"The reference log has {len(ref)} {split} losses, this run {len(own)}: rebuild it.")
         per_example[split]["mia_reference"] = [M.reference_score(a, b) for a, b in zip(own, ref)]
-    aggregates["mia_reference_auc"] = M.mia_auc(per_example["forget"]["mia_reference"],
-                                                per_example["holdout"]["mia_reference"])
+    inputs = metric_inputs({split: {k: _values(v) if _numeric(v) else v for k, v in columns.items()}
+                            for split, columns in per_example.items()})
+    inputs.update({f"reference.{k}": v for k, v in reference.content().items()})
+    base = {k: v for k, v in aggregates.items() if k not in {m.name for m in metrics}}
+    computable = []
+    for metric in metrics:
+        absent = [k for k in metric.inputs if k.startswith("reference.") and inputs.get(k) is None]
+        if absent:
+            aggregates[metric.name] = None
+            notes.append(f"{metric.name} is not computed: the reference log holds no {absent[0][10:]} (a log of "
+                         "another suite?).")
+        else:
+            computable.append(metric)
+    for name, value in compute_metrics(computable, inputs, base).items():
+        undefined = value is None or (isinstance(value, float) and math.isnan(value))
+        aggregates[name] = None if undefined else value
+        note = next(m.undefined_note for m in computable if m.name == name)
+        if undefined:
+            notes.append(note or f"{name} is undefined for this model and reference log.")
     return aggregates, _clean(per_example), notes
+
+
+def _numeric(values: Any) -> bool:
+    return isinstance(values, list) and all(v is None or isinstance(v, (int, float)) for v in values) and \
+        any(v is not None for v in values)
 
 
 # --- TOFU ----------------------------------------------------------------------------------------------------------
@@ -207,10 +226,8 @@ def run_tofu(model, tokenizer, data: DatasetDict, config: EvalConfig, distribute
         return np.array([scores[i].avg_nll for i in indices])
 
     per_example: dict[str, dict[str, list]] = {}
-    aggregates: dict[str, Any] = {}
     notes: list[str] = []
-    prefixes = {"forget": "forget", "retain": "retain", "real_authors": "ra", "world_facts": "wf"}
-    for split, prefix in prefixes.items():
+    for split in ("forget", "retain", "real_authors", "world_facts"):
         rows, split_ids = data[split], ids[split]
         if any(len(p) == 0 for p in split_ids["perturbed"]):
             raise DataError(f"Every {split} row needs at least one perturbed answer.")
@@ -223,29 +240,27 @@ def run_tofu(model, tokenizer, data: DatasetDict, config: EvalConfig, distribute
             prob = M.answer_probability(nll(split_ids["answer"])).tolist()
         gens = [generations[i] for i in split_ids["prompt"]]
         rouge = M.rouge_l_recall(gens, rows["answer"]).tolist()
-        values = {"question": list(rows["question"]), "generation": gens, "prob": prob, "rouge": rouge,
-                  "truth_ratio": ratios.tolist()}
-        aggregates[f"{prefix}_prob"] = _mean(prob)
-        aggregates[f"{prefix}_rouge"] = _mean(rouge)
-        aggregates[f"{prefix}_truth_ratio"] = (M.truth_ratio_closer_to_1(ratios) if split == "forget"
-                                               else M.truth_ratio_true_better(ratios))
-        per_example[split] = values
+        per_example[split] = {"question": list(rows["question"]), "generation": gens, "prob": prob, "rouge": rouge,
+                              "truth_ratio": ratios.tolist()}
     forget_scores = [scores[i] for i in ids["forget"]["answer"]]
     per_example["forget"].update(_memorisation(forget_scores))
     per_example["forget"].update(_mia_scores(forget_scores, list(data["forget"]["answer"]), config.mia_k))
     per_example["holdout"] = {"question": list(data["holdout"]["question"]),
                               **_mia_scores([scores[i] for i in holdout_ids], list(data["holdout"]["answer"]),
                                             config.mia_k)}
-    aggregates["extraction_strength"] = _mean(per_example["forget"]["extraction_strength"])
-    aggregates["exact_memorization"] = _mean(per_example["forget"]["exact_memorization"])
-    aggregates["model_utility"] = M.model_utility(aggregates)
-    _membership_aucs(per_example["forget"], per_example["holdout"], aggregates)
+    holdout_scores = [scores[i] for i in holdout_ids]
+    inputs = metric_inputs(per_example, forget__scores=forget_scores, holdout__scores=holdout_scores,
+                           **{f"{split}__answer": list(data[split]["answer"]) for split in ids},
+                           holdout__answer=list(data["holdout"]["answer"]))
+    aggregates = _suite_aggregates("tofu", inputs)
     return SuiteResult(aggregates, _clean(per_example), notes, dict(plan.stats, sequences=len(plan.features),
                                                                     prompts=len(plan.prompts)))
 
 
 # --- MUSE ----------------------------------------------------------------------------------------------------------
-def _verbmem_pairs(tokenizer, texts: Sequence[str], config: EvalConfig) -> list[tuple[list[int], str]]:
+def verbmem_pairs(tokenizer, texts: Sequence[str], config: EvalConfig) -> list[tuple[list[int], str]]:
+    """MUSE VerbMem ``(prompt ids, true continuation)`` per passage: the first ``verbmem_prefix_tokens`` tokens (at
+    most half the passage) after BOS, and the next ``verbmem_max_new_tokens`` tokens decoded."""
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     pairs = []
     for text in texts:
@@ -256,13 +271,16 @@ def _verbmem_pairs(tokenizer, texts: Sequence[str], config: EvalConfig) -> list[
     return pairs
 
 
+_verbmem_pairs = verbmem_pairs  # the old private name
+
+
 def run_muse(model, tokenizer, data: DatasetDict, config: EvalConfig, distributed: bool = True) -> SuiteResult:
     """MUSE metrics: VerbMem, KnowMem (forget / retain), PrivLeak, extraction strength, membership AUCs."""
     plan = ScoringPlan(tokenizer, config.max_length)
     forget_text, holdout_text = list(data["forget"]["text"]), list(data["holdout"]["text"])
     forget_ids = [plan.text(t) for t in forget_text]
     holdout_ids = [plan.text(t) for t in holdout_text]
-    verbmem = _verbmem_pairs(tokenizer, forget_text, config)
+    verbmem = verbmem_pairs(tokenizer, forget_text, config)
     verb_plan = ScoringPlan(tokenizer, config.max_length)  # continuations need another length cap than QA answers
     verb_prompts = [verb_plan.ids_prompt(p) for p, _ in verbmem]
     know = {split: [plan.question_prompt(q) for q in data[split]["question"]]
@@ -272,7 +290,6 @@ def run_muse(model, tokenizer, data: DatasetDict, config: EvalConfig, distribute
     verb_gens = [verb_out[i] for i in verb_prompts]
     gens = plan.generate(model, config.max_new_tokens, config.batch_size, distributed=distributed)
 
-    aggregates: dict[str, Any] = {}
     notes: list[str] = []
     verb_rouge = M.rouge_l_f1(verb_gens, [t for _, t in verbmem]).tolist()
     forget_scores = [scores[i] for i in forget_ids]
@@ -281,15 +298,15 @@ def run_muse(model, tokenizer, data: DatasetDict, config: EvalConfig, distribute
                    **_mia_scores(forget_scores, forget_text, config.mia_k)},
         "holdout": _mia_scores([scores[i] for i in holdout_ids], holdout_text, config.mia_k),
     }
-    aggregates["forget_verbmem_rouge"] = _mean(verb_rouge)
-    for split, name in (("knowmem_forget", "forget_knowmem_rouge"), ("knowmem_retain", "retain_knowmem_rouge")):
+    for split in ("knowmem_forget", "knowmem_retain"):
         answers = [gens[i] for i in know[split]]
         rouge = M.rouge_l_f1(answers, data[split]["answer"]).tolist()
         per_example[split] = {"question": list(data[split]["question"]), "generation": answers, "rouge": rouge}
-        aggregates[name] = _mean(rouge)
-    aggregates["extraction_strength"] = _mean(per_example["forget"]["extraction_strength"])
-    aggregates["exact_memorization"] = _mean(per_example["forget"]["exact_memorization"])
-    _membership_aucs(per_example["forget"], per_example["holdout"], aggregates)
+    inputs = metric_inputs(per_example, forget__scores=forget_scores,
+                           holdout__scores=[scores[i] for i in holdout_ids], forget__text=forget_text,
+                           holdout__text=holdout_text, forget__continuation=[t for _, t in verbmem],
+                           **{f"{split}__answer": list(data[split]["answer"]) for split in know})
+    aggregates = _suite_aggregates("muse", inputs)
     stats = dict(plan.stats, sequences=len(plan.features), prompts=len(plan.prompts))
     stats["verbmem_prompts_generated_per_process"] = verb_plan.stats.get("prompts_generated_per_process")
     stats["generation_seconds"] = round(stats.get("generation_seconds", 0.0) +

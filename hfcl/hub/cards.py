@@ -1,4 +1,5 @@
-"""Model and adapter cards rendered with ``huggingface_hub`` from the Jinja templates in ``model_cards/``, and the
+"""Model and adapter cards rendered with ``huggingface_hub`` from the Jinja templates in ``hfcl/hub/model_cards/``
+(linked as the top-level ``model_cards/``), and the
 ``model-index`` built from an eval report (dataset and Space cards: :mod:`hfcl.hub.repo_cards`).
 
 An eval report is accepted as the dict form of ``eval_report.json``, an object with ``to_dict()`` (``EvalReport``)
@@ -23,41 +24,52 @@ from .. import __version__
 from ..errors import ConfigError
 from .run_dir import RunDir
 
-#: Where the Jinja card templates live: $HFCL_CARD_TEMPLATES, else ``model_cards/`` of the source tree (or a copy
-#: shipped inside the package as ``hfcl/hub/model_cards``).
-TEMPLATE_DIRS = [Path(p) for p in (os.environ.get("HFCL_CARD_TEMPLATES"),) if p] + [
-    Path(__file__).resolve().parents[2] / "model_cards", Path(__file__).resolve().parent / "model_cards"]
+#: The card templates shipped in the package: the one source of truth (the repository's top-level ``model_cards/`` is
+#: a symbolic link to this folder, so an editable install and a wheel render from the same files).
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "model_cards"
+#: Where the Jinja card templates are looked up: $HFCL_CARD_TEMPLATES (your own templates), then the package's.
+TEMPLATE_DIRS = [Path(p) for p in (os.environ.get("HFCL_CARD_TEMPLATES"),) if p] + [PACKAGE_TEMPLATES]
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 TASK = ("text-generation", "Causal language modeling")
 
 COMMAND_TAGS = {"unlearn": ["machine-unlearning"], "continual": ["continual-learning"],
                 "compose": ["model-merging"], "transfer": ["adapter-transfer"], "demo": ["machine-unlearning"]}
-#: Each method's objective in words (L_f: loss on the forget set, L_r: retain loss, π: the model, π_ref: reference).
-METHODS = {
-    "grad_ascent": "gradient ascent on the forget set: minimise −NLL(forget answers), i.e. push their likelihood down.",
-    "grad_diff": "gradient difference: minimise γ·(−NLL on forget) + α·L_r, unlearning the forget set while "
-                 "fitting the retain set.",
-    "npo": "negative preference optimisation: minimise (2/β)·mean log(1 + (π(y|x)/π_ref(y|x))^β) over forget "
-           "answers (+ α·L_r), a bounded form of gradient ascent relative to the reference model.",
-    "simnpo": "SimNPO: minimise −(2/β)·mean log σ(−(β/|y|)·log π(y|x) − δ) over forget answers (+ α·L_r); "
-              "length-normalised and reference-free.",
-    "idk_dpo": "DPO with a refusal ('I don't know') as the preferred answer and the true forget answer as the "
-               "rejected one, against the reference model (+ α·L_r).",
-    "idk_nll": "fine-tune on refusal answers to the forget questions (NLL) while fitting the retain set.",
-    "rmu": "representation misdirection: at one layer, steer hidden states of forget inputs toward a fixed random "
-           "direction scaled by c and keep retain hidden states equal to the frozen model's.",
-    "undial": "UNDIAL: self-distil from the reference's logits with the true next token's logit lowered by γ.",
-    "wga": "weighted gradient ascent: gradient ascent with each token weighted by its own probability^β, which "
-           "keeps the loss bounded.",
-}
-_HYPERPARAMETERS = ("method", "retain_loss", "reference", "alpha", "beta", "gamma", "delta", "rmu_layer",
-                    "steering_coeff", "learning_rate", "num_train_epochs", "max_steps",
-                    "per_device_train_batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
-                    "warmup_ratio", "weight_decay", "salun_fraction", "soul", "strategy", "forget_split", "seed")
+#: The run-configuration fields every unlearning card lists (then the method's own ``card_fields``, then training).
+COMMON_HYPERPARAMETERS = ("method", "retain_loss", "reference", "alpha", "gamma")
+TRAINING_HYPERPARAMETERS = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+                            "gradient_accumulation_steps", "lr_scheduler_type", "warmup_ratio", "weight_decay",
+                            "salun_sparsity", "soul", "strategy", "forget_split", "seed")
+#: Hyperparameters shown for runs that are not unlearning runs (or whose method is not registered).
+_HYPERPARAMETERS = (*COMMON_HYPERPARAMETERS, "beta", "delta", "rmu_layer", "rmu_steering_coeff",
+                    *TRAINING_HYPERPARAMETERS)
+#: Prefix rules for the split of metrics that are not in the metric registry (reports of other versions).
 _SPLITS = (("forget_quality", "forget"), ("privleak", "forget"), ("extraction_strength", "forget"),
            ("exact_memorization", "forget"), ("mia_", "forget"), ("forget_", "forget"), ("model_utility", "retain"),
            ("retain_", "retain"), ("ra_", "real_authors"), ("wf_", "world_facts"))
-ZOO_STAGES = ("base", "target", "retain")  # hfcl.zoo's embedded models, named by stage in run records
+
+
+def unlearning_method(name: Any):
+    """The registered unlearning method called ``name`` (any spelling ``get_method`` accepts), or ``None``."""
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        from ..unlearn.methods import get_method
+
+        return get_method(name)
+    except (ConfigError, ImportError):
+        return None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "METHODS":  # the old name -> description table, now read from the method registry
+        from ..unlearn.methods import METHODS as registry
+
+        return {m.name: m.description for m in registry.values()}
+    if name == "ZOO_STAGES":
+        from ..zoo.config import MODEL_STAGES
+
+        return MODEL_STAGES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def template(name: str) -> Path:
@@ -118,24 +130,27 @@ def format_value(value: Any) -> str:
 
 
 def ordered_metrics(report: Mapping[str, Any]) -> list[str]:
+    """The report's aggregates in the metric registry's display order (unregistered ones alphabetically after)."""
     aggregates = report.get("aggregates") or {}
     try:
-        from ..eval.report import DISPLAY_ORDER
+        from ..eval.report import ordered
     except ImportError:  # pragma: no cover
-        DISPLAY_ORDER = ()
-    shown = [k for k in DISPLAY_ORDER if k in aggregates]
-    return shown + sorted(k for k in aggregates if k not in shown)
+        return sorted(aggregates)
+    return ordered(aggregates)
 
 
 def metric_split(metric: str, forget_split: str) -> str:
-    """The dataset split a metric is measured on (``forget10`` -> forget metrics on ``forget10``, retain on
-    ``retain90``)."""
+    """The dataset split a metric is measured on, from the metric registry (``forget10`` -> forget metrics on
+    ``forget10``, retain on ``retain90``); prefix rules for metrics the registry does not know."""
     percent = re.fullmatch(r"forget(\d+)", forget_split)
     retain = f"retain{100 - int(percent.group(1)):02d}" if percent else "retain"
-    for prefix, role in _SPLITS:
-        if metric.startswith(prefix):
-            return {"forget": forget_split, "retain": retain}.get(role, role)
-    return "test"
+    try:
+        from ..eval.metrics.registry import METRICS
+    except ImportError:  # pragma: no cover
+        METRICS = {}
+    role = METRICS[metric].split if metric in METRICS else next(
+        (role for prefix, role in _SPLITS if metric.startswith(prefix)), "test")
+    return {"forget": forget_split, "retain": retain}.get(role, role)
 
 
 def dataset_of(report: Mapping[str, Any], dataset_id: str | None = None) -> tuple[str, str]:
@@ -216,17 +231,30 @@ def _base_description(run_dir: RunDir, bases: list[str]) -> str:
     local = base or (run_dir.adapter_config or {}).get("base_model_name_or_path") or "a local model"
     if isinstance(local, str) and os.path.isabs(local):
         local = Path(local).name
-    embedded = run.get("zoo") or "zoo" in str(base) or local in ZOO_STAGES
+    from ..zoo.config import MODEL_STAGES
+
+    embedded = run.get("zoo") or "zoo" in str(base) or local in MODEL_STAGES
     return f"hfcl's embedded `{local}` model" if embedded else f"`{local}`"
 
 
 def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:
+    """Configuration rows: for an unlearning method the shared fields, the method's own ``card_fields`` (its default
+    ``beta`` / ``gamma`` when the run left them unset) and the training fields."""
     config = dict(run_dir.run.get("config") or {})
     for key in ("method", "seed"):
         if key in run_dir.run and key not in config:
             config[key] = run_dir.run[key]
+    method = unlearning_method(run_dir.run.get("method") or config.get("method"))
+    keys: tuple[str, ...] = _HYPERPARAMETERS
+    if method is not None:
+        keys = (*COMMON_HYPERPARAMETERS, *method.card_fields, *TRAINING_HYPERPARAMETERS)
+        config["method"] = method.name
+        if config.get("gamma") is None:
+            config["gamma"] = method.gamma
+        if "beta" in method.card_fields and config.get("beta") is None:
+            config["beta"] = method.beta
     rows = [(k, json.dumps(config[k]) if isinstance(config[k], (list, dict)) else str(config[k]))
-            for k in _HYPERPARAMETERS if k in config and config[k] is not None]
+            for k in dict.fromkeys(keys) if k in config and config[k] is not None]
     if run_dir.adapter_config:
         adapter = run_dir.adapter_config
         for key in ("peft_type", "r", "lora_alpha", "lora_dropout", "target_modules"):
@@ -237,17 +265,27 @@ def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:
 
 
 def _method(run_dir: RunDir) -> dict[str, str]:
+    """Name, description and formula: a registered unlearning method's come from its registry entry
+    (:data:`hfcl.unlearn.methods.METHODS`), other runs' from ``method_description`` in ``hfcl_run.json``."""
     run = run_dir.run
     name = run.get("method") or (run.get("config") or {}).get("method") or run.get("command") or "not recorded"
-    description = run.get("method_description") or METHODS.get(str(name).lower().replace("-", "_"), "")
+    method = unlearning_method(name)
+    formula = ""
+    if method is not None:
+        name, description = method.name, method.description
+        retain = (run.get("config") or {}).get("retain_loss")
+        retain = method.retain if retain in (None, "auto") else retain
+        total = "L = γ·L_f" if retain == "none" else "L = γ·L_f + α·L_r"
+        formula = f"{total} with {method.formula}" if method.formula else ""
+        if formula:
+            formula += "; no retain term" if retain == "none" else f"; retain term L_r: {retain} (retain_loss)"
+    else:
+        description = run.get("method_description") or ""
     if run.get("expression") and not description:
         description = (f"adapter composition: the expression `{run['expression']}` evaluated on the weight deltas "
                        "of the source adapters listed below.")
-    if str(name).lower() in ("npo", "simnpo", "grad_diff", "idk_dpo", "idk_nll") and description:
-        retain = (run.get("config") or {}).get("retain_loss")
-        if retain:
-            description += f" Retain loss L_r: {retain}."
-    return {"name": str(name), "description": description}
+    return {"name": str(name), "description": description, "formula": formula,
+            "tag": method.name.lower() if method is not None else ""}
 
 
 def _sources(run: Mapping[str, Any]) -> list[str]:
@@ -385,7 +423,8 @@ def _provenance(run_dir: RunDir, report: Mapping[str, Any] | None) -> list[tuple
 
 
 def _limitations(run_dir: RunDir, report: Mapping[str, Any] | None) -> list[str]:
-    unlearned = "unlearn" in str(run_dir.run.get("command", "")) or run_dir.run.get("method") in METHODS
+    unlearned = ("unlearn" in str(run_dir.run.get("command", "")) or
+                 unlearning_method(run_dir.run.get("method")) is not None)
     items = ["Approximate unlearning lowers what the metrics measure; it is not a proof that the information is "
              "gone from the weights. Membership-inference AUCs near the retain model's are evidence, not proof."
              ] if unlearned else []
@@ -416,8 +455,8 @@ def render_model_card(run_dir: RunDir, repo_id: str, *, report: Any = None,
     relation = "adapter" if run_dir.kind == "adapter" else ("merge" if len(bases) > 1 else "finetune")
     all_tags = ["hfcl", *COMMAND_TAGS.get(str(run.get("command", "")).split()[0] if run.get("command") else "", [])]
     method = _method(run_dir)
-    if method["name"].lower() in METHODS:
-        all_tags.append(method["name"].lower())
+    if method["tag"]:
+        all_tags.append(method["tag"])
     if run_dir.adapter_config:
         all_tags += ["peft", str(run_dir.adapter_config.get("peft_type", "lora")).lower()]
     if report:
@@ -455,8 +494,12 @@ def render_model_card(run_dir: RunDir, repo_id: str, *, report: Any = None,
         provenance=_provenance(run_dir, report), hfcl_version=__version__,
         has_run_record=bool(run), has_report=bool(report),
     )
-    return ModelCard(_tidy(str(card)))
+    return ModelCard(tidy_markdown(str(card)))
 
 
-def _tidy(text: str) -> str:
+def tidy_markdown(text: str) -> str:
+    """A rendered card with runs of blank lines collapsed and exactly one final newline."""
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
+
+
+_tidy = tidy_markdown  # the old private name

@@ -1,9 +1,9 @@
-"""``hfcl push OUTPUT_DIR --repo-id user/name``: share a run directory on the Hub in one commit."""
+"""``hfcl push OUTPUT_DIR --repo_id user/name``: share a run directory on the Hub in one commit."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ..config import parse_args
 
@@ -23,8 +23,9 @@ class PushArguments:
     tag: str | None = field(default=None, metadata={"help": "Tag the new commit (e.g. stage-3 of a continual run)."})
     dry_run: bool = field(default=False, metadata={"help": "Write exactly the files that would be pushed to "
                                                            "--dry_run_dir, print the card, push nothing."})
-    dry_run_dir: str | None = field(default=None, metadata={"help": "Folder for --dry-run (default: "
-                                                                    "RUN_DIR/hub_dry_run)."})
+    dry_run_dir: str | None = field(default=None, metadata={"help": "Folder for --dry_run (default: "
+                                                                    "RUN_DIR/hub_dry_run); giving it implies "
+                                                                    "--dry_run."})
     card_only: bool = field(default=False, metadata={"help": "Only write the card into RUN_DIR (README.md, plots/); "
                                                              "push nothing, no token needed."})
     card: str = field(default="render", metadata={"help": "'render' the card from hfcl_run.json + eval_report.json, "
@@ -40,10 +41,8 @@ class PushArguments:
 
 
 def main(argv: Sequence[str]) -> int:
-    argv = list(argv)
-    if argv and not argv[0].startswith("-"):
-        argv = ["--run_dir", argv[0], *argv[1:]]
-    (args,) = parse_args([PushArguments], argv, prog="hfcl push",
+    """Entry point of ``hfcl push``."""
+    (args,) = parse_args([PushArguments], list(argv), prog="hfcl push", positional=("run_dir",),
                          description="Push a model or adapter run directory (safetensors weights, tokenizer, card, "
                                      "eval_report.json, plots, hfcl_run.json) to the Hub in one commit. The token "
                                      "comes from HF_TOKEN or `hf auth login`.")
@@ -67,7 +66,12 @@ def main(argv: Sequence[str]) -> int:
         from ..errors import ConfigError
 
         raise ConfigError("--repo-id is required to push (or use --card_only to write the card locally).")
-    dry_run = (args.dry_run_dir or str(Path(args.run_dir) / "hub_dry_run")) if args.dry_run else None
+    dry_run = (args.dry_run_dir or str(Path(args.run_dir) / "hub_dry_run")) if args.dry_run or args.dry_run_dir \
+        else None
+    if dry_run:
+        from ..config import check_output_writable
+
+        check_output_writable(dry_run, "--dry_run_dir")
     result = push_run(args.run_dir, args.repo_id, private=args.private, revision=args.revision,
                       create_pr=args.create_pr, tag=args.tag, dry_run=dry_run, card=args.card,
                       commit_message=args.commit_message, **card_options)

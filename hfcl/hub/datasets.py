@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import io
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import DataError
-from .repo_cards import render_dataset_card
 from .push import PushPlan, PushResult, check_repo_id, commit_plan
+from .repo_cards import render_dataset_card
 
 TOFU_COLUMNS = {
     "author_id": "id of the fictitious author the row is about (splits are author-level)",

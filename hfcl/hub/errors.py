@@ -1,35 +1,33 @@
-"""Typed Hub errors with messages that say what to do, and the mapping from ``huggingface_hub``/transport errors."""
+"""The mapping from ``huggingface_hub``/transport errors to hfcl's typed Hub errors (defined in :mod:`hfcl.errors`)."""
 
 from __future__ import annotations
 
-from ..errors import ConfigError, HfclError
+from ..errors import (  # the classes live in hfcl.errors; re-exported here for compatibility
+    HfclError,
+    HubAuthError,
+    HubError,
+    HubPaymentRequiredError,
+    HubUnavailableError,
+    RunDirError,
+    TokenLeakError,
+)
+
+__all__ = [
+    "LOGIN_HINT",
+    "HubAuthError",
+    "HubError",
+    "HubPaymentRequiredError",
+    "HubUnavailableError",
+    "RunDirError",
+    "TokenLeakError",
+    "hub_cause",
+    "is_transient",
+    "status_of",
+    "translate",
+]
 
 LOGIN_HINT = ("Log in with `hf auth login` (or set the HF_TOKEN environment variable) using a token with *write* "
               "access: https://huggingface.co/settings/tokens")
-
-
-class HubError(HfclError):
-    """A Hub operation failed; the message says which one and what to do."""
-
-
-class RunDirError(ConfigError):
-    """The run directory cannot be pushed (missing weights, pickle-only weights, unreadable report...)."""
-
-
-class HubAuthError(HubError, PermissionError):
-    """401/403: no token, an invalid token, or a token without write access to the namespace."""
-
-
-class HubPaymentRequiredError(HubError):
-    """402: the Hub wants a paid plan for this (for example a Gradio or Docker Space on a free account)."""
-
-
-class HubUnavailableError(HubError, ConnectionError):
-    """5xx or connection errors persisted through every retry."""
-
-
-class TokenLeakError(HubError):
-    """A file about to be written or pushed contains the Hub token; nothing was written or pushed."""
 
 
 def hub_cause(exc: BaseException) -> BaseException:

@@ -27,8 +27,8 @@ def _png(fig, plt) -> bytes:
 
 
 def forget_vs_utility(reports: Mapping[str, Mapping[str, Any]]) -> tuple[str, bytes] | None:
-    """Scatter of a forget metric against a utility metric, one labelled point per model; ``None`` if the reports
-    lack a common pair of metrics."""
+    """Scatter of a forget metric against a utility metric, one point per model labelled with its key in
+    ``reports`` (a stage or run name); ``None`` if the reports lack a common pair of metrics."""
     def pick(axes: Sequence[str]) -> str | None:
         return next((m for m in axes if all(isinstance((r.get("aggregates") or {}).get(m), (int, float))
                                             for r in reports.values())), None)
@@ -74,10 +74,18 @@ def accuracy_matrix(matrix: Sequence[Sequence[float]], tasks: Sequence[str] | No
 
 
 def card_plots(report: Mapping[str, Any] | None, comparisons: Mapping[str, Mapping[str, Any]],
-               this_name: str = "this model") -> dict[str, bytes]:
-    """The plots a card gets when the run directory brought none."""
+               this_name: str | None = None) -> dict[str, bytes]:
+    """The plots a card gets when the run directory brought none. Points are labelled by name: ``this_name``
+    (default: the report's stage or run folder name, :func:`hfcl.eval.plots.model_label`, never a local path) and
+    the ``comparisons`` keys (``target``, ``retain``)."""
     if not report:
         return {}
+    if this_name is None:
+        from ..eval.plots import model_label
+
+        this_name = model_label(report.get("model"))
+        if this_name in comparisons:
+            this_name = f"{this_name} (this model)"
     plots: dict[str, bytes] = {}
     matrix = ((report.get("per_example") or {}).get("accuracy_matrix") or {}).get("R")
     if isinstance(matrix, list) and matrix and isinstance(matrix[0], list):

@@ -5,25 +5,32 @@
 instead. ``revision`` pushes to a branch (created from ``branch_from`` if missing), ``create_pr`` opens a pull
 request, ``tag`` tags the new commit: continual runs push one branch or tag per stage (:func:`push_stages`).
 
-Transient failures (HTTP 5xx/429, refused or dropped connections) are retried with exponential backoff; 401/403 and
-402 raise :class:`HubAuthError` / :class:`HubPaymentRequiredError` with what to do. The token comes from ``token=``,
-``HF_TOKEN`` or ``hf auth login``; it is never written anywhere, and a staged file that contains it stops the push.
+Transient failures (HTTP 5xx/429, refused or dropped connections) are retried with exponential backoff, and a retry
+never duplicates work: a commit whose answer was lost is found (unchanged files, or the pull request carrying this
+push's marker) instead of being made twice; 401/403 and 402 raise :class:`HubAuthError` /
+:class:`HubPaymentRequiredError` with what to do. The token comes from ``token=``, ``HF_TOKEN`` or ``hf auth login``;
+it is never written anywhere, and a staged file that contains it stops the push. Nothing private is pushed: local
+paths in every staged text file are replaced by names that mean something elsewhere (:mod:`hfcl.hub.privacy`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from .. import __version__
 from ..errors import ConfigError
 from ..utils.io import atomic_directory
 from ..utils.logging import get_logger
+from . import privacy
 from .cards import render_model_card, report_dict
 from .errors import LOGIN_HINT, HubAuthError, HubError, TokenLeakError, is_transient, translate
 from .plots import card_plots
@@ -55,11 +62,12 @@ class PushPlan:
         return (source if isinstance(source, bytes) else Path(source).read_bytes()).decode("utf-8")
 
     def check_secret(self, secret: str | None) -> None:
-        """Raise :class:`TokenLeakError` if any staged file contains ``secret``."""
+        """Raise :class:`TokenLeakError` if any staged file contains ``secret`` (files are streamed in chunks, and of
+        safetensors weights only the JSON header, the one place text can live, is read)."""
         if not secret:
             return
         needle = secret.encode()
-        leaked = [p for p in self.files if needle in self.read(p)]
+        leaked = [p for p, source in self.files.items() if contains(source, needle, name=p)]
         if leaked:
             raise TokenLeakError(f"Refusing to push: {', '.join(leaked)} contain(s) your Hub token. Remove it from "
                                  "those files (and revoke the token if it was shared), then push again.")
@@ -75,6 +83,45 @@ class PushPlan:
                 else:
                     shutil.copyfile(source, target)
         return Path(folder)
+
+
+SCAN_CHUNK = 1 << 20
+
+
+def _safetensors_header(handle) -> bytes | None:
+    """The JSON header of a safetensors file (8-byte little-endian length, then JSON); ``None`` if it is not one."""
+    head = handle.read(8)
+    if len(head) < 8:
+        return None
+    size = int.from_bytes(head, "little")
+    if not 2 <= size <= 100 * SCAN_CHUNK:
+        return None
+    header = handle.read(size)
+    return header if header[:1] == b"{" and len(header) == size else None
+
+
+def contains(source: bytes | str | os.PathLike, needle: bytes, name: str = "") -> bool:
+    """Whether the staged file ``source`` (bytes or a local path) contains ``needle``, without reading it whole.
+
+    A file is read in 1 MiB chunks that overlap by ``len(needle) - 1`` bytes. Of a ``*.safetensors`` file only the
+    header is read: the rest is raw tensor data, where text (a token) cannot be stored by any writer.
+    """
+    if not needle:
+        return False
+    if isinstance(source, bytes):
+        return needle in source
+    with open(source, "rb") as handle:
+        if str(name or source).endswith(".safetensors"):
+            header = _safetensors_header(handle)
+            if header is not None:
+                return needle in header
+            handle.seek(0)  # not a valid safetensors file: scan all of it
+        tail = b""
+        while block := handle.read(SCAN_CHUNK):
+            if needle in tail + block:
+                return True
+            tail = block[-(len(needle) - 1):] if len(needle) > 1 else b""
+    return False
 
 
 @dataclass
@@ -110,12 +157,15 @@ def prepare_push(run_dir: str | os.PathLike | RunDir, repo_id: str, *, card: str
     ``comparisons`` replace the run directory's ``eval_report*.json`` (and are staged as those files)."""
     check_repo_id(repo_id)
     run = run_dir if isinstance(run_dir, RunDir) else read_run_dir(run_dir)
+    roots = privacy.local_roots([run.path])
+    run = private_free(run, roots)
     files: dict[str, bytes | Path] = dict(run.files)
     if not any(p.startswith("tokenizer") or p in ("vocab.json", "vocab.txt") for p in files):
         logger.warning("%s has no tokenizer files: users of %s will need the base model's tokenizer.", run.path,
                        repo_id)
-    report_data = report_dict(report) if report is not None else run.report
-    compare = {k: report_dict(v) for k, v in (comparisons if comparisons is not None else run.comparisons).items()}
+    report_data = privacy.scrub(report_dict(report), run.path, roots) if report is not None else run.report
+    compare = {k: privacy.scrub(report_dict(v), run.path, roots) if comparisons is not None else v
+               for k, v in (comparisons if comparisons is not None else run.comparisons).items()}
     # reports given explicitly are pushed too, so the repo's eval_report*.json always match its card
     if report is not None:
         files[REPORT_FILE] = report_json(report_data)
@@ -140,7 +190,9 @@ def prepare_push(run_dir: str | os.PathLike | RunDir, repo_id: str, *, card: str
                                      dataset_id=dataset_id))
     else:
         raise ConfigError(f"card={card!r}: choose 'render' or 'keep'.")
+    text = privacy.scrub_text(text, run.path, roots)
     files["README.md"] = text.encode("utf-8")
+    files = scrub_staged(files, run.path, roots)  # last line of defence: every staged text file, whatever wrote it
     command = run.run.get("command", "run")
     what = "adapter" if run.kind == "adapter" else "model"
     aggregates = (report_data or {}).get("aggregates") or {}
@@ -148,6 +200,53 @@ def prepare_push(run_dir: str | os.PathLike | RunDir, repo_id: str, *, card: str
     return PushPlan(repo_id=repo_id, files=dict(sorted(files.items())), card=text, skipped=run.skipped,
                     commit_message=f"Upload {what} from hfcl {command}",
                     commit_description=(f"Pushed by hfcl {__version__}. " + (f"Eval: {summary}." if summary else "")))
+
+
+def scrub_staged(files: Mapping[str, bytes | Path], root: str | os.PathLike,
+                 roots: list[str] | None = None) -> dict[str, bytes | Path]:
+    """``files`` with local paths replaced in every text file (:mod:`hfcl.hub.privacy`); binary files unchanged."""
+    roots = privacy.local_roots([root]) if roots is None else roots
+    cleaned_files: dict[str, bytes | Path] = dict(files)
+    for path, source in files.items():
+        if privacy.is_text_file(path):
+            data = source if isinstance(source, bytes) else Path(source).read_bytes()
+            cleaned = privacy.scrub_bytes(data, root, roots)
+            if cleaned != data:
+                cleaned_files[path] = cleaned
+                logger.info("Replaced local paths in %s before staging it.", path)
+    return cleaned_files
+
+
+def private_free(run: RunDir, roots: list[str] | None = None) -> RunDir:
+    """``run`` with this machine's paths replaced in its metadata and text files (see :mod:`hfcl.hub.privacy`):
+    embedded bases become ``hfcl:<stage>@<hash>``, Hub cache snapshots ``org/name`` + revision, paths inside the
+    run directory relative paths, any other local path its last component. Weights are staged unchanged."""
+    roots = privacy.local_roots([run.path]) if roots is None else roots
+
+    def clean(data: Any) -> Any:
+        return privacy.scrub(data, run.path, roots)
+
+    adapter = None
+    if run.adapter_config is not None:
+        adapter = dict(run.adapter_config)
+        base = adapter.get("base_model_name_or_path")
+        if isinstance(base, str) and base.startswith("/"):
+            named = privacy.symbolic_path(base, run.path)
+            if "@" in named and not named.startswith("hfcl:"):  # a Hub cache snapshot: id + revision
+                named, _, sha = named.partition("@")
+                adapter["revision"] = adapter.get("revision") or sha
+            adapter["base_model_name_or_path"] = named
+        adapter = clean(adapter)
+    files = scrub_staged({p: s for p, s in run.files.items() if p != "adapter_config.json"}, run.path, roots)
+    if "adapter_config.json" in run.files:
+        files["adapter_config.json"] = run.files["adapter_config.json"]
+        if adapter != run.adapter_config:
+            files["adapter_config.json"] = (json.dumps(adapter, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    files = dict(sorted(files.items()))
+    return dataclasses.replace(
+        run, files=files, run=clean(run.run), report=clean(run.report),
+        comparisons={k: clean(v) for k, v in run.comparisons.items()}, adapter_config=adapter,
+        model_config=clean(run.model_config))
 
 
 def weights_mismatch(run: RunDir, report: Mapping[str, Any] | None) -> str | None:
@@ -192,13 +291,20 @@ def resolve_token(token: str | None = None) -> str:
 
 def with_retries(fn: Callable[[], T], action: str, target: str, retries: int = 4, retry_wait: float = 1.0,
                  max_wait: float = 30.0) -> T:
-    """Call ``fn``; retry transient Hub errors with exponential backoff; translate failures to hfcl errors."""
+    """Call ``fn``; retry transient Hub errors with exponential backoff; translate failures to hfcl errors.
+
+    Why not ``huggingface_hub.utils.http_backoff``: it retries one HTTP request, and the client already uses it
+    for what is safe to resend (preupload, LFS transfers). The calls retried here (``create_repo``,
+    ``create_commit``, refs) go through the client's plain session, and a commit POST is not idempotent (the
+    client itself does not retry it): between attempts ``fn`` must look again at the repo (stale files, the pull
+    request a lost answer opened), which only a loop around the whole operation can do.
+    """
     attempt = 0
     while True:
         attempt += 1
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - classified below, re-raised if not a Hub error
+        except Exception as exc:
             if is_transient(exc) and attempt <= retries:
                 wait = min(max_wait, retry_wait * 2 ** (attempt - 1))
                 logger.warning("%s %s failed (%s); retry %d/%d in %.1fs", action, target, type(exc).__name__,
@@ -257,7 +363,22 @@ def commit_plan(plan: PushPlan, *, private: bool = False, revision: str | None =
         except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
             return []
 
+    # A pull request is opened by the commit itself, so a retry after a lost answer would open a second one; every
+    # PR push carries a marker of its own in its description, and a retry first looks for the PR that carries it.
+    description = plan.commit_description
+    marker = f"<!-- hfcl-push-id: {uuid.uuid4().hex} -->" if create_pr else ""
+    if marker:
+        description = f"{description}\n\n{marker}" if description else marker
+    attempts = {"commit": 0}
+
     def commit():
+        attempts["commit"] += 1
+        if create_pr and attempts["commit"] > 1:
+            opened = find_pull_request(api, plan.repo_id, plan.repo_type, marker,
+                                       title=commit_message or plan.commit_message)
+            if opened is not None:
+                logger.info("The pull request of the lost answer was opened: %s", opened.pr_url)
+                return opened
         # recomputed on every attempt: if a previous attempt landed but its answer was lost, nothing is stale any
         # more and every file is unchanged, so the retry makes no second commit
         stale = [p for p in remote_files() if p not in plan.files and (p == "README.md" or is_allowed(p))] \
@@ -266,7 +387,7 @@ def commit_plan(plan: PushPlan, *, private: bool = False, revision: str | None =
                       for p, s in plan.files.items()]
         operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
         return api.create_commit(plan.repo_id, operations, commit_message=commit_message or plan.commit_message,
-                                 commit_description=plan.commit_description, repo_type=plan.repo_type,
+                                 commit_description=description, repo_type=plan.repo_type,
                                  revision=branch, create_pr=create_pr)
 
     info = call("commit to", commit)
@@ -282,6 +403,44 @@ def commit_plan(plan: PushPlan, *, private: bool = False, revision: str | None =
     return PushResult(repo_id=plan.repo_id, repo_type=plan.repo_type, revision=info.pr_revision or branch,
                       files=list(plan.files), commit_oid=info.oid, commit_url=info.commit_url, pr_url=info.pr_url,
                       pr_revision=info.pr_revision, tag=tag, repo_url=str(repo_url), skipped=plan.skipped)
+
+
+def find_pull_request(api: Any, repo_id: str, repo_type: str, marker: str, title: str | None = None,
+                      limit: int = 20) -> Any:
+    """The ``CommitInfo`` of the open pull request of ``repo_id`` whose description holds ``marker``, else ``None``.
+
+    Looks at the newest ``limit`` open pull requests (of the token's user, titled ``title`` when given); only
+    their candidates' details are fetched. Used before retrying a ``create_pr`` commit whose answer was lost.
+    """
+    from huggingface_hub import CommitInfo
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        user = api.whoami().get("name")
+    except Exception:  # noqa: BLE001 - the filter is an optimisation only
+        user = None
+    try:
+        candidates = []
+        for discussion in api.get_repo_discussions(repo_id, repo_type=repo_type, discussion_type="pull_request",
+                                                   discussion_status="open", author=user):
+            if title is None or discussion.title == title:
+                candidates.append(discussion)
+            if len(candidates) >= limit:
+                break
+        for discussion in candidates:
+            details = api.get_discussion_details(repo_id, discussion.num, repo_type=repo_type)
+            if not any(marker in (getattr(event, "content", "") or "") for event in details.events):
+                continue
+            ref = f"refs/pr/{discussion.num}"
+            refs = api.list_repo_refs(repo_id, repo_type=repo_type, include_pull_requests=True)
+            oid = next((r.target_commit for r in refs.pull_requests or [] if r.ref == ref), None)
+            prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[repo_type]
+            return CommitInfo(commit_url=f"{api.endpoint}/{prefix}{repo_id}/commit/{oid}",
+                              commit_message=discussion.title, commit_description=marker, oid=oid,
+                              pr_url=discussion.url, _endpoint=api.endpoint)
+    except RepositoryNotFoundError:
+        return None
+    return None
 
 
 def push_run(run_dir: str | os.PathLike, repo_id: str, *, private: bool = False, revision: str | None = None,
@@ -355,6 +514,7 @@ def push_space(folder: str | os.PathLike, repo_id: str, *, card: Any = None, pri
         files["README.md"] = str(card).encode("utf-8")
     if "README.md" not in files:
         raise ConfigError(f"{str(root)!r} has no README.md and no card was given: a Space needs its metadata card.")
+    files = scrub_staged(files, root)
     plan = PushPlan(repo_id=repo_id, files=files, repo_type="space", card=PushPlan.read_text(files["README.md"]),
                     commit_message="Upload Space with hfcl")
     if dry_run is not None:
@@ -373,11 +533,22 @@ def ensure_not_in(secret: str | None, folder: str | os.PathLike) -> None:
     if not secret:
         return
     needle = secret.encode()
-    leaked = [str(p) for p in Path(folder).rglob("*") if p.is_file() and needle in p.read_bytes()]
+    leaked = [str(p) for p in Path(folder).rglob("*") if p.is_file() and contains(p, needle)]
     if leaked:
         raise TokenLeakError(f"The Hub token appears in: {', '.join(leaked)}")
 
 
-__all__ = ["PushPlan", "PushResult", "prepare_push", "commit_plan", "push_run", "push_stages", "push_space",
-           "with_retries",
-           "resolve_token", "check_repo_id", "ensure_not_in", "HubError"]
+__all__ = [
+    "HubError",
+    "PushPlan",
+    "PushResult",
+    "check_repo_id",
+    "commit_plan",
+    "ensure_not_in",
+    "prepare_push",
+    "push_run",
+    "push_space",
+    "push_stages",
+    "resolve_token",
+    "with_retries",
+]

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 from huggingface_hub import DatasetCard, DatasetCardData, SpaceCard, SpaceCardData
 
 from .. import __version__
-from .cards import _tidy, template
+from .cards import template, tidy_markdown
 
 SPACE_METADATA = {"emoji": "🧽", "colorFrom": "indigo", "colorTo": "pink"}
 SPLIT_ROLES = {"forget": "to be unlearned", "retain": "kept; the retain model trains only on it",
@@ -43,7 +43,7 @@ def render_dataset_card(card_data: DatasetCardData, repo_id: str, splits: Mappin
                      "Questions are template-generated; paraphrases and perturbed answers follow fixed patterns."],
         hfcl_version=__version__,
     )
-    return DatasetCard(_tidy(str(card)))
+    return DatasetCard(tidy_markdown(str(card)))
 
 
 def render_space_card(title: str, *, models: Sequence[str] = (), datasets: Sequence[str] = (),
@@ -66,4 +66,4 @@ def render_space_card(title: str, *, models: Sequence[str] = (), datasets: Seque
         card_data, template_path=str(template_path or template("space_card.md")), title=title,
         summary=summary or ("Compare a model before and after unlearning, side by side: ask about the forgotten "
                             "authors and about everything else."), models=list(models), hfcl_version=__version__)
-    return SpaceCard(_tidy(str(card)))
+    return SpaceCard(tidy_markdown(str(card)))

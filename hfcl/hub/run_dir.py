@@ -45,7 +45,7 @@ class RunDir:
 
     path: Path
     kind: str  # "adapter" or "model"
-    files: dict[str, Path]  # path in repo -> local file
+    files: dict[str, Path | bytes]  # path in repo -> local file (or bytes, once cleaned of local paths)
     skipped: list[str] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] | None = None
@@ -113,10 +113,10 @@ def read_run_dir(path: str | os.PathLike) -> RunDir:
     run = _read_json(files[RUN_FILE], "run record") if RUN_FILE in files else {}
     report = _read_json(files[REPORT_FILE], "eval report") if REPORT_FILE in files else None
     found = {}
-    for rel in files:
+    for rel, file in files.items():
         match = COMPARISON_FILE.fullmatch(rel)
         if match:
-            found[match.group(1)] = _read_json(files[rel], "eval report")
+            found[match.group(1)] = _read_json(file, "eval report")
     order = {name: i for i, name in enumerate(COMPARISON_ORDER)}
     comparisons = {k: found[k] for k in sorted(found, key=lambda k: (order.get(k, len(order)), k))}
     return RunDir(

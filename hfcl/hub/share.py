@@ -13,22 +13,18 @@ forget/retain splits as a dataset repo that the model card then links) in one co
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_bytes, atomic_write_text
 from ..utils.logging import get_logger
-from .push import PushResult, prepare_push, push_run
+from .cards import report_dict
+from .push import PushResult, prepare_push, push_run, report_json
+from .run_dir import REPORT_FILE
 
 logger = get_logger(__name__)
 LOCAL_REPO = "your-username/{name}"  # the repo id shown in a local card's "How to use" until it is pushed
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def write_eval_card(run_dir: str | os.PathLike, repo_id: str | None = None, *, report: Any = None,
@@ -45,9 +41,14 @@ def write_eval_card(run_dir: str | os.PathLike, repo_id: str | None = None, *, r
     root = Path(run_dir)
     plan = prepare_push(root, repo_id or LOCAL_REPO.format(name=root.resolve().name), report=report,
                         comparisons=comparisons, **card)
+    # the reports given here are saved as they are (local files may name local paths; only pushes are scrubbed)
+    if report is not None:
+        atomic_write_bytes(root / REPORT_FILE, report_json(report_dict(report)))
+    for name, data in (comparisons or {}).items():
+        atomic_write_bytes(root / f"eval_report.{name}.json", report_json(report_dict(data)))
     for path, source in plan.files.items():
-        if path != "README.md" and isinstance(source, bytes):  # reports given here and the card plots
-            _write_bytes(root / path, source)
+        if path.startswith("plots/") and isinstance(source, bytes):  # the card plots
+            atomic_write_bytes(root / path, source)
     readme = root / "README.md"
     atomic_write_text(readme, plan.card)
     logger.info("Wrote the card of %s to %s", root, readme)

@@ -4,8 +4,9 @@
 >>> launch_space("target,retain,unlearned=out/ga")          # doctest: +SKIP  (serves on http://127.0.0.1:7860)
 
 Logic is importable and tested without a browser: :mod:`hfcl.space.inference` (prompt fitting, ``p(truth)``,
-ROUGE-L, streamed greedy answers), :mod:`hfcl.space.compare`, :mod:`hfcl.space.cards`, :mod:`hfcl.space.composer`;
-:mod:`hfcl.space.app` builds the ``gr.Blocks``. Gradio is imported only when an app is built.
+ROUGE-L, streamed greedy answers), :mod:`hfcl.space.compare`, :mod:`hfcl.space.cards`, :mod:`hfcl.space.composer`,
+:mod:`hfcl.space.answers` (is an answer text or garbled output); :mod:`hfcl.space.app` builds the ``gr.Blocks``.
+Gradio is imported only when an app is built.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _EXPORTS = {
     "ModelRegistry": "models", "parse_model_specs": "models",
     "truth_probability": "inference", "rouge_l": "inference", "stream_greedy": "inference", "fit_prompt": "inference",
     "Composer": "composer", "compose_status": "composer", "find_reports": "cards", "load_presets": "presets",
+    "garbage_reason": "answers", "within_noise": "cards",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -63,6 +63,35 @@ def _user_error(exc: Exception):
     return gr.Error(str(exc) if isinstance(exc, HfclError) else f"{type(exc).__name__}: {exc}")
 
 
+EMPTY_QUESTION = "Type a question (or pick a preset) first: the prompt is empty."
+
+
+def _empty(text: str | None) -> bool:
+    return not (text or "").strip()
+
+
+def _empty_prompt_outputs(gr, n_outputs: int) -> tuple:
+    """For an empty question: a toast, every output left as it was (so no component shows an error badge), and the
+    message in the notice (the last output)."""
+    gr.Warning(EMPTY_QUESTION)
+    return (*[gr.skip()] * (n_outputs - 1), f"**{EMPTY_QUESTION}**")
+
+
+def api_parameter_names(names: Sequence[str], prefix: str = "weight_") -> list[str]:
+    """Python identifiers for API parameters, one per adapter name (``"math-v2"`` -> ``"weight_math_v2"``),
+    made unique with a numeric suffix."""
+    import re
+
+    out: list[str] = []
+    for name in names:
+        base = prefix + (re.sub(r"\W", "_", name) or "adapter")
+        candidate, i = base, 2
+        while candidate in out:
+            candidate, i = f"{base}_{i}", i + 1
+        out.append(candidate)
+    return out
+
+
 def _columns(answers: Sequence[ModelAnswer], n: int) -> list[str]:
     texts = [a.error and f"[error] {a.error}" or a.text for a in answers] + [""] * (n - len(answers))
     metrics = [a.metrics_markdown() for a in answers] + [""] * (n - len(answers))
@@ -89,6 +118,9 @@ def build_app(registry: ModelRegistry, presets: Sequence[Preset] = (), report_pa
         return preset.question, preset.answer
 
     def run_compare(question: str, truth: str):
+        if _empty(question):
+            yield _empty_prompt_outputs(gr, 2 * n + 1)
+            return
         try:
             for state in throttle(compare(registry, question, truth, names, settings.max_new_tokens,
                                           settings.max_prompt_tokens), settings.stream_interval):
@@ -98,6 +130,9 @@ def build_app(registry: ModelRegistry, presets: Sequence[Preset] = (), report_pa
 
     def run_chat(message: str, history: list | None, model_name: str):
         history = list(history or [])
+        if _empty(message):
+            yield _empty_prompt_outputs(gr, 3)
+            return
         try:
             if model_name not in names:
                 raise HfclError(f"Unknown model {model_name!r}; choose one of {', '.join(names)}.")
@@ -113,7 +148,8 @@ def build_app(registry: ModelRegistry, presets: Sequence[Preset] = (), report_pa
     def eval_view():
         # Rendered once per set of report files (matplotlib is not thread-safe; visitors share the result).
         with eval_lock:
-            found = cards_mod.find_reports(registry.specs, report_paths)
+            found = cards_mod.find_reports(registry.specs, report_paths, zoo_config=registry.zoo_config,
+                                           forget_split=registry.forget_split)
             key = tuple(sorted((name, str(path), path.stat().st_mtime_ns) for name, path in found.sources.items()))
             if key not in eval_cache:
                 headers, rows = cards_mod.report_table(found.reports)
@@ -160,7 +196,11 @@ def build_app(registry: ModelRegistry, presets: Sequence[Preset] = (), report_pa
                             api_name="chat", concurrency_limit=settings.concurrency_limit, concurrency_id="models")
             gr.Button("Clear").click(lambda: ([], ""), None, [chatbot, chat_notice], api_name=False, queue=False)
         with gr.Tab("Eval card", id="tab-eval"):
-            gr.Markdown("Aggregates of each model's `eval_report.json` (arrows: which direction is better).")
+            gr.Markdown("Aggregates of each model's `eval_report.json` (arrows: which direction is better). Found "
+                        "without `--reports`: a run folder's own report; for zoo stages, the "
+                        "`eval_report.<stage>.json` that `hfcl eval --compare target,retain` or `hfcl demo` saved "
+                        "next to a served run, "
+                        f"`./{cards_mod.DEMO_DIR}/*/`, or the report cache (`$HF_HOME/hfcl/reports`).")
             eval_table = gr.Dataframe(interactive=False, elem_id="eval-table", wrap=True)
             eval_compare = gr.Markdown(elem_id="eval-compare")
             eval_plot = gr.Image(label="Key metrics, all models", type="filepath", interactive=False,
@@ -188,6 +228,7 @@ def _compose_tab(gr, composer, reason: str, settings: SpaceSettings) -> None:
                 "`sum(w_i * dW_i)`.")
     sliders = [gr.Slider(-2.0, 2.0, value=1.0, step=0.1, label=name, elem_id=f"weight-{i}")
                for i, name in enumerate(composer.names)]
+    param_names = api_parameter_names(composer.names)
     with gr.Row():
         question = gr.Textbox(label="Question", lines=2, elem_id="compose-question")
         truth = gr.Textbox(label="True answer (optional)", lines=2, elem_id="compose-truth")
@@ -196,16 +237,22 @@ def _compose_tab(gr, composer, reason: str, settings: SpaceSettings) -> None:
     metrics = gr.Markdown(elem_id="compose-metrics")
     recipe = gr.JSON(label="Recipe")
 
-    def run(question_text: str, truth_text: str, *weights: float):
+    def run(question: str, truth: str, **weights: float):
+        if _empty(question):
+            gr.Warning(EMPTY_QUESTION)
+            yield gr.skip(), f"**{EMPTY_QUESTION}**", gr.skip()
+            return
         try:
-            model, tokenizer, info = composer.model_for(dict(zip(composer.names, weights)))
+            model, tokenizer, info = composer.model_for({n: weights[p] for n, p in zip(composer.names, param_names)})
             one = _OneModel("composed", model, tokenizer)
-            for state in throttle(compare(one, question_text, truth_text, None, settings.max_new_tokens,
+            for state in throttle(compare(one, question, truth, None, settings.max_new_tokens,
                                           settings.max_prompt_tokens), settings.stream_interval):
                 a = state.answers[0]
                 yield (f"[error] {a.error}" if a.error else a.text), a.metrics_markdown(), info
         except Exception as exc:  # noqa: BLE001 - shown to the visitor as a message, never as a trace
             raise _user_error(exc) from exc
 
-    button.click(run, [question, truth, *sliders], [answer, metrics, recipe], api_name="compose",
+    # named API parameters: question, truth, weight_<adapter> (gradio_client: predict(..., weight_a=1.0))
+    button.click(run, [question, truth], [answer, metrics, recipe], api_name="compose",
+                 inputs_kwargs=dict(zip(param_names, sliders)),
                  concurrency_limit=settings.concurrency_limit, concurrency_id="models")

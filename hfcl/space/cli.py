@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ..config import parse_args
 from ..zoo.config import ZooConfig
@@ -21,9 +21,9 @@ class SpaceArguments:
     reports: str = field(default="", metadata={"help": "Extra eval reports, NAME=PATH,... (a run directory's "
                                                        "eval_report.json is found without this)."})
     forget_split: str = field(default="forget10", metadata={"help": "Forget split of the zoo models and presets."})
-    preset: str = field(default="default", metadata={"help": "Zoo recipe preset: 'default' or 'tiny' (builds in "
-                                                             "seconds); flags override it.",
-                                                     "choices": ["default", "tiny"]})
+    zoo: str = field(default="default", metadata={"help": "Zoo recipe of the stage names: 'default' or 'tiny' "
+                                                          "(builds in seconds); ZooConfig flags override it.",
+                                                  "choices": ["default", "tiny"]})
     presets_per_split: int = field(default=12, metadata={"help": "Preset questions per split (forget, retain, "
                                                                  "holdout)."})
     host: str = field(default="127.0.0.1", metadata={"help": "Address to serve on (0.0.0.0 for your network)."})
@@ -32,14 +32,15 @@ class SpaceArguments:
 
 
 def main(argv: Sequence[str]) -> int:
+    """Entry point of ``hfcl space``."""
     args, settings, cfg = parse_args(
         [SpaceArguments, SpaceSettings, ZooConfig], argv, prog="hfcl space",
         description="Serve the Gradio Space: several models answer side by side with their probability of the true "
                     "answer, a chat, the eval cards and adapter composition.")
-    from ..zoo.cli import apply_preset
+    from ..zoo.cli import apply_zoo
     from .serve import launch_space
 
-    cfg = apply_preset(args.preset, cfg, argv)
+    cfg = apply_zoo(args.zoo, cfg)
     launch_space(args.models, host=args.host, port=args.port, share=args.share, settings=settings, zoo_config=cfg,
                  forget_split=args.forget_split, reports=args.reports or None,
                  presets_per_split=args.presets_per_split)

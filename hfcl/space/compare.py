@@ -12,6 +12,7 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import HfclError
 from ..utils.logging import get_logger
+from .answers import garbage_note, garbage_reason
 from .inference import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_PROMPT_TOKENS, SpaceInputError, fit_prompt, interleave,
                         rouge_l, stream_greedy, truth_probability)
 
@@ -29,14 +30,22 @@ class ModelAnswer:
     rouge_l: float | None = None
     error: str | None = None
 
+    @property
+    def garbage(self) -> str | None:
+        """Why the finished answer is broken output rather than text (:func:`~hfcl.space.answers.garbage_reason`),
+        else ``None``; always ``None`` while generating or after an error."""
+        return garbage_reason(self.text) if self.done and not self.error else None
+
     def metrics_markdown(self) -> str:
-        """``p(truth)`` and ROUGE-L as one Markdown line (``—`` when unknown)."""
+        """``p(truth)`` and ROUGE-L as one Markdown line (``—`` when unknown), with a mark when the answer is
+        garbled, so a ROUGE-L of 0 from broken output is not read as clean forgetting."""
         if self.error:
             return f"**error:** {self.error}"
         p = "—" if self.p_truth is None else f"{self.p_truth:.3f}"
         r = "—" if self.rouge_l is None else f"{self.rouge_l:.2f}"
         status = "" if self.done else " · generating…"
-        return f"p(truth) **{p}** · ROUGE-L **{r}**{status}"
+        note = garbage_note(self.garbage, self.rouge_l)
+        return f"p(truth) **{p}** · ROUGE-L **{r}**{status}" + (f" · {note}" if note else "")
 
 
 @dataclass(frozen=True)

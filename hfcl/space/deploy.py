@@ -7,9 +7,10 @@ installed hfcl can recreate and push it without the source tree: ``hfcl push-spa
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import ConfigError
 from ..utils.io import atomic_directory
@@ -20,7 +21,7 @@ All logic lives in ``hfcl.space``; this file only builds the app from the Space'
 
 * ``HFCL_MODELS``: comma-separated models, ``NAME=SOURCE`` or ``SOURCE`` (zoo stages ``target``, ``retain``,
   ``base``; Hub ids of full models or PEFT adapters; run directories). Default ``target,retain``.
-* ``HFCL_REPORTS``: extra eval reports, ``NAME=PATH,...``.
+* ``HFCL_REPORTS``: extra eval reports, ``NAME=PATH,...`` (a run directory's own reports are found without it).
 * ``HFCL_FORGET_SPLIT``: ``forget01``, ``forget05`` or ``forget10`` (default).
 * ``HFCL_PRESET``: ``default`` (builds the embedded models on first start, minutes on CPU) or ``tiny`` (seconds).
 * ``HFCL_CONCURRENCY``: requests served at once (default 2; the rest queue).
@@ -74,7 +75,7 @@ Models shown: {models}.
 | variable | default | meaning |
 |---|---|---|
 | `HFCL_MODELS` | `{default_models}` | up to 4 models, `NAME=SOURCE`: zoo stages, Hub ids, run directories |
-| `HFCL_REPORTS` | | extra eval reports, `NAME=PATH,...` |
+| `HFCL_REPORTS` | | extra eval reports, `NAME=PATH,...` (run folders' own reports are found without it) |
 | `HFCL_FORGET_SPLIT` | `{forget_split}` | which authors are forgotten |
 | `HFCL_PRESET` | `{preset}` | `tiny` builds the embedded models in seconds instead of minutes |
 | `HFCL_CONCURRENCY` | `2` | requests served at once (the rest queue) |
@@ -175,22 +176,54 @@ def push_space_app(repo_id: str, config: SpaceFolderConfig = DEFAULT, **push: An
         return push_space(folder, repo_id, **push)
 
 
+@dataclass
+class PushSpaceArguments:
+    """Where to create the Space, and whether to only write what would be pushed."""
+
+    repo_id: str = field(metadata={"help": "Space to create or update, 'namespace/name'."})
+    private: bool = field(default=False, metadata={"help": "Create the Space private."})
+    dry_run: bool = field(default=False, metadata={"help": "Write the files that would be pushed to --dry_run_dir "
+                                                           "and push nothing."})
+    dry_run_dir: str | None = field(default=None, metadata={"help": "Folder for --dry_run (default: "
+                                                                    "./space_dry_run); giving it implies --dry_run."})
+
+
+def _legacy_dry_run(argv: Sequence[str]) -> list[str]:
+    """``--dry_run FOLDER`` (the old spelling, a folder) -> ``--dry_run --dry_run_dir FOLDER``, with a note."""
+    from ..config import deprecation_note
+
+    argv, out = list(argv), []
+    booleans = {"true", "false", "yes", "no", "1", "0", "t", "f", "y", "n"}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        flag, sep, value = arg.partition("=")
+        if flag in ("--dry_run", "--dry-run"):
+            if not sep and i + 1 < len(argv) and not argv[i + 1].startswith("-") \
+                    and argv[i + 1].lower() not in booleans:
+                value, sep = argv[i + 1], "="
+                i += 1
+            if sep and value.lower() not in booleans:
+                deprecation_note(f"{flag} FOLDER", "--dry_run --dry_run_dir FOLDER")
+                out += ["--dry_run", "--dry_run_dir", value]
+                i += 1
+                continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def push_main(argv: Sequence[str]) -> int:
     """``hfcl push-space``: create a Gradio Space running hfcl's app and upload it in one commit."""
-    from ..config import parse_args
+    from ..config import check_output_writable, parse_args
 
-    @dataclass
-    class PushSpaceArguments:
-        repo_id: str = field(metadata={"help": "Space to create or update, 'namespace/name'."})
-        private: bool = field(default=False, metadata={"help": "Create the Space private."})
-        dry_run: str = field(default="", metadata={"help": "Write the files that would be pushed to this folder and "
-                                                           "push nothing."})
-
-    args, config = parse_args([PushSpaceArguments, SpaceFolderConfig], argv, prog="hfcl push-space",
+    args, config = parse_args([PushSpaceArguments, SpaceFolderConfig], _legacy_dry_run(argv), prog="hfcl push-space",
                               description="Create a Gradio Space that runs the hfcl app and upload app.py, "
                                           "requirements.txt and its card in one commit.")
-    result = push_space_app(args.repo_id, config, private=args.private, dry_run=args.dry_run or None)
-    where = (f"dry run written to {result.dry_run_dir}" if args.dry_run
-             else f"https://huggingface.co/spaces/{args.repo_id}")
+    dry_run = (args.dry_run_dir or "space_dry_run") if args.dry_run or args.dry_run_dir else None
+    if dry_run:
+        check_output_writable(dry_run, "--dry_run_dir")
+    result = push_space_app(args.repo_id, config, private=args.private, dry_run=dry_run)
+    where = f"dry run written to {result.dry_run_dir}" if dry_run else f"https://huggingface.co/spaces/{args.repo_id}"
     print(f"Space {args.repo_id}: {where}")
     return 0

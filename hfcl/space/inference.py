@@ -21,14 +21,10 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from ..data.formatting import prompt_ids, tokenize_example
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, SpaceInputError
 
 DEFAULT_MAX_PROMPT_TOKENS = 256
 DEFAULT_MAX_NEW_TOKENS = 64
-
-
-class SpaceInputError(ConfigError):
-    """A visitor's input the Space cannot use (empty prompt, unknown model, ...); shown in the UI, not raised."""
 
 
 @dataclass(frozen=True)

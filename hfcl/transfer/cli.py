@@ -53,7 +53,7 @@ class TaskArguments:
     base: str = field(default="base", metadata={"help": "Base to train on (zoo stage or folder)."})
     drop_rate: float = field(default=0.0, metadata={"help": "Trans-PEFT FFN dropping rate (0 disables)."})
     mask_rate: float = field(default=0.0, metadata={"help": "Trans-PEFT FFN intermediate masking rate."})
-    epochs: float = field(default=20.0, metadata={"help": "Training epochs."})
+    num_train_epochs: float = field(default=20.0, metadata={"help": "Training epochs."})
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate."})
     seed: int = field(default=0, metadata={"help": "Training seed."})
     zoo: str = field(default="default", metadata={"help": "Zoo recipe for stage names: default or tiny."})
@@ -86,16 +86,21 @@ def _task_main(argv: Sequence[str]) -> int:
     from .api import resolve_base
     from .task import save_task_adapter, sentence_task, train_task_adapter
 
-    (args,) = parse_args([TaskArguments], argv, "hfcl transfer task", "Train the embedded transfer-task adapter.")
+    (args,) = parse_args([TaskArguments], argv, "hfcl transfer task",
+                         "Train the embedded sentence-answer task adapter on a base (optionally with Trans-PEFT), the "
+                         "adapter `hfcl transfer` then moves to another base.")
+    from ..config import check_output_writable
+
     cfg = zoo_config(args.zoo)
-    base_dir = resolve_base(args.base, cfg)
     if Path(args.output_dir).exists() and not args.overwrite:
         raise ConfigError(f"Output directory {args.output_dir!r} exists; pass --overwrite.")
+    check_output_writable(args.output_dir)
+    base_dir = resolve_base(args.base, cfg)
     from ..zoo.build import load_model
 
     model, tokenizer = load_model(str(base_dir))
     data = sentence_task(cfg)
-    model = train_task_adapter(model, tokenizer, data["train"], epochs=args.epochs,
+    model = train_task_adapter(model, tokenizer, data["train"], epochs=args.num_train_epochs,
                                learning_rate=args.learning_rate, seed=args.seed, mask_rate=args.mask_rate,
                                drop_rate=args.drop_rate)
     save_task_adapter(model, tokenizer, args.output_dir, base_dir, mask_rate=args.mask_rate,
@@ -111,9 +116,13 @@ def _transfer_main(argv: Sequence[str]) -> int:
     from .task import sentence_task
 
     args, config = parse_args([TransferArguments, TransferConfig], argv, "hfcl transfer",
-                              "Move a PEFT adapter to a new or updated base model (copy or data-free distill).")
+                              "Move a PEFT adapter to a new or updated base model (copy or data-free distill). "
+                              "`hfcl transfer task --help`: train the embedded task adapter to move.")
     if config.output_dir is None:
         raise ConfigError("--output_dir is required: the folder the moved adapter is written to.")
+    from ..config import check_output_writable
+
+    check_output_writable(config.output_dir)
     cfg = zoo_config(args.zoo)
     seeds = eval_rows = None
     embedded = None

@@ -1,13 +1,7 @@
-"""Exceptions of adapter transfer."""
+"""Exceptions of adapter transfer (defined in :mod:`hfcl.errors`; re-exported here for compatibility)."""
 
 from __future__ import annotations
 
-from ..errors import ConfigError, HfclError
+from ..errors import IncompatibleBaseError, TransferError
 
-
-class TransferError(HfclError):
-    """A transfer cannot run as asked (base mismatch, missing adapter, too few seeds...)."""
-
-
-class IncompatibleBaseError(TransferError, ConfigError):
-    """The adapter's shapes, modules or tokenizer do not fit the target base under ``copy``."""
+__all__ = ["IncompatibleBaseError", "TransferError"]

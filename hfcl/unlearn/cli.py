@@ -11,34 +11,24 @@ all ``TrainingArguments``) is a flag and a YAML key of the same name.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..config import parse_args
 
 
 def _requested_method(argv: Sequence[str]) -> str | None:
-    """``--method`` from the flags, without parsing anything else."""
-    argv = list(argv)
-    for i, arg in enumerate(argv):
-        if arg == "--method" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--method="):
-            return arg.split("=", 1)[1]
-    return None
+    """``--method`` from the flags (or the ``--config`` YAML), read without parsing or changing anything else."""
+    import argparse
 
+    from ..config import read_yaml
 
-def _without_method(argv: Sequence[str]) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--method":
-            skip = True
-            continue
-        if not arg.startswith("--method="):
-            out.append(arg)
-    return out
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--method", default=None)
+    pre.add_argument("--config", default=None)
+    known, _ = pre.parse_known_args(list(argv))
+    if known.method is None and known.config:
+        return read_yaml(known.config).get("method")
+    return known.method
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,13 +37,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Unlearning by negation is weight arithmetic, not a loss: train a forget LoRA, subtract lam * dW.
         from ..compose.negation_cli import main as negate_main
 
-        return negate_main(_without_method(argv))
+        return negate_main(argv, prog="hfcl unlearn --method negation")
     from .config import UnlearningConfig
     from .run import UnlearnRunArgs, unlearn
 
     run, config = parse_args([UnlearnRunArgs, UnlearningConfig], argv, prog="hfcl unlearn",
                              description="Make a model forget a split (NPO, GradDiff, SimNPO, IdkDPO, RMU, ...) and "
-                                         "save the adapter or model, the tokenizer and hfcl_run.json atomically.")
+                                         "save the adapter or model, the tokenizer and hfcl_run.json atomically. "
+                                         "`--method negation` takes `hfcl negate`'s options instead (see `hfcl "
+                                         "unlearn --method negation --help`).")
+    from ..config import check_output_writable
+
+    if config.output_dir:
+        check_output_writable(config.output_dir)
     out = unlearn(run, config)
     print(f"Unlearned with {config.method} -> {out}")
     return 0

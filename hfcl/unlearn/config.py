@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import TrainingArguments
 
@@ -10,15 +13,38 @@ from ..errors import ConfigError
 from .methods import METHODS, get_method, reference_needs, resolve_retain
 
 REFERENCE_MODES = ("auto", "adapter_disabled", "model", "cached", "none")
+NO_PRESET = "none"
+DEFAULT_OUTPUT_DIR = "hfcl-runs/unlearn-{method}"
 
 
 @dataclass
 class UnlearningConfig(TrainingArguments):
     """Configuration of :class:`~hfcl.unlearn.UnlearningTrainer` (a ``TrainingArguments`` subclass, YAML-loadable).
 
-    The loss is ``gamma · forget_term(method) + alpha · retain_term(retain_loss)``.
+    The loss is ``gamma · forget_term(method) + alpha · retain_term(retain_loss)``. ``preset`` fills the options
+    still at their default with the chosen method's recipe (``Method.presets``) before anything is validated; an
+    unknown keyword is a :class:`~hfcl.errors.ConfigError` that suggests the close match.
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any):
+        valid = {f.name for f in dataclasses.fields(cls) if f.init}
+        unknown = [k for k in kwargs if k not in valid]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, sorted(valid), n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ConfigError(f"{cls.__name__} got unknown option(s) {', '.join(hints)}; see "
+                              f"`hfcl unlearn --help` for the valid names.")
+        return super().__new__(cls)
+
+    output_dir: str | None = field(default=None, metadata={
+        "help": "Where the run directory is written (default: hfcl-runs/unlearn-<method>)."})
+    preset: str | None = field(default=None, metadata={
+        "help": "Hyperparameter recipe of the chosen method ('demo': a recipe that visibly forgets on the embedded "
+                "models in about a minute on a CPU; 'none': plain defaults). It sets only the options you leave at "
+                "their default. `hfcl unlearn` on an embedded zoo model uses 'demo' when neither --preset nor "
+                "--learning_rate is given."})
     method: str = field(default="NPO", metadata={"help": f"Unlearning method: {', '.join(METHODS)} "
                                                          "(case-insensitive); on the command line 'negation' "
                                                          "runs `hfcl negate` (subtract a forget LoRA) with its "
@@ -63,9 +89,13 @@ class UnlearningConfig(TrainingArguments):
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy: 'no', 'steps' or 'epoch'."})
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         method = get_method(self.method)
         self.method = method.name
+        self.preset_values = self._apply_preset(method)  # before TrainingArguments and hfcl validate anything
+        if self.output_dir is None:
+            self.output_dir = DEFAULT_OUTPUT_DIR.format(method=method.name)
+        self._check_training_numbers()
+        super().__post_init__()
         self.retain_kind = resolve_retain(method, self.retain_loss)
         if self.reference not in REFERENCE_MODES:
             raise ConfigError(f"reference={self.reference!r} is not one of {', '.join(REFERENCE_MODES)}.")
@@ -90,9 +120,39 @@ class UnlearningConfig(TrainingArguments):
         if self.idk_answers is not None and not self.idk_answers:
             raise ConfigError("idk_answers is empty; give at least one refusal answer or leave it unset.")
 
+    def _apply_preset(self, method) -> dict[str, Any]:
+        """Set ``method.presets[self.preset]`` on every option still at its default; returns what was set."""
+        if self.preset in (None, NO_PRESET):
+            return {}
+        if self.preset not in method.presets:
+            names = ", ".join([*method.presets, NO_PRESET])
+            raise ConfigError(f"preset={self.preset!r}: {method.name} has the presets {names}.")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        applied = {}
+        for key, value in method.presets[self.preset].items():
+            if key not in defaults:
+                raise ConfigError(f"{method.name}'s preset {self.preset!r} sets unknown option {key!r}.")
+            if getattr(self, key) == defaults[key]:
+                setattr(self, key, value)
+                applied[key] = value
+        return applied
+
+    def _check_training_numbers(self) -> None:
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate={self.learning_rate} must be > 0 (a rate of 0 trains nothing and "
+                              "leaves the model unchanged); e.g. --learning_rate 1e-5, or --preset demo.")
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1.")
+        if self.max_steps in (None,) or (self.max_steps <= 0 and self.max_steps != -1):
+            raise ConfigError(f"max_steps={self.max_steps} must be a positive number of steps, or -1 (use "
+                              "num_train_epochs).")
+        if self.max_steps == -1 and not self.num_train_epochs > 0:
+            raise ConfigError(f"num_train_epochs={self.num_train_epochs} must be > 0.")
+
     @property
     def forget_weight(self) -> float:
         return self.gamma if self.gamma is not None else get_method(self.method).gamma
 
 
-__all__ = ["UnlearningConfig", "REFERENCE_MODES"]
+__all__ = ["DEFAULT_OUTPUT_DIR", "REFERENCE_MODES", "UnlearningConfig"]

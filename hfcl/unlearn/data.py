@@ -7,7 +7,8 @@ and its pairing rotates every epoch so a longer retain set is fully used). An ep
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from transformers import DataCollatorForSeq2Seq
@@ -40,6 +41,25 @@ def _check_columns(rows: list[dict[str, Any]], name: str) -> None:
         if not ok:
             raise DataError(f"{name} example {i} has columns {sorted(row)}; every example needs one of: "
                             f"{', '.join(FORMATS)}.")
+        _check_text(row, name, i)
+
+
+def _check_text(row: dict[str, Any], name: str, i: int) -> None:
+    """The texts an example trains on must be non-empty strings (``answer=None`` would train on the word 'None')."""
+    if "question" in row and "answer" in row:
+        fields = {"question": row["question"], "answer": row["answer"]}
+    elif "messages" in row:
+        messages = row["messages"]
+        if not isinstance(messages, list) or not messages:
+            raise DataError(f"{name} example {i}: 'messages' must be a non-empty list of {{role, content}} dicts.")
+        fields = {f"messages[{j}].content": (m or {}).get("content") if isinstance(m, dict) else None
+                  for j, m in enumerate(messages)}
+    else:
+        fields = {k: row[k] for k in ("prompt", "completion") if isinstance(row[k], (str, type(None)))}
+    for key, value in fields.items():
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{name} example {i}: {key} is {value!r}; it must be a non-empty string (drop or fill "
+                            "the rows with missing values).")
 
 
 def _prompt_key(row: dict[str, Any]) -> str:
@@ -121,5 +141,11 @@ class PairedCollator:
         return batch
 
 
-__all__ = ["IDK_ANSWERS", "validate_unlearning_data", "idk_example", "tokenize_rows", "PairedUnlearningDataset",
-           "PairedCollator"]
+__all__ = [
+    "IDK_ANSWERS",
+    "PairedCollator",
+    "PairedUnlearningDataset",
+    "idk_example",
+    "tokenize_rows",
+    "validate_unlearning_data",
+]

@@ -17,6 +17,14 @@ Where we differ from OpenUnlearning, and why:
   positions.
 * RMU averages the squared error over the hidden size and then over answer positions of the whole batch, instead of
   per example then per batch, so accumulation is exact.
+* RMU steers (and, for the ``embed`` retain term, matches) the hidden states at the positions whose *next* token is
+  an answer token (:func:`answer_positions`, the positions every token loss here uses: the last prompt position up
+  to the one before EOS). OpenUnlearning uses ``labels != -100``, the positions holding an answer token (the first
+  answer token up to EOS): the same number of positions, shifted right by one.
+* OpenUnlearning's RMU mean divides per-example sums ``S`` of shape ``[B]`` by token counts ``N`` of shape
+  ``[B, 1]``: broadcasting makes a ``[B, B]`` matrix, so its loss is ``mean(S)·mean(1/N)`` rather than
+  ``mean(S/N)``. The two agree when every example has the same number of answer tokens (e.g. batch size 1);
+  hfcl's ``sum(S)/sum(N)`` agrees with both then (``tests/test_unlearn_losses.py`` checks the three).
 * NPO/SimNPO/IdkDPO keep OpenUnlearning's ``2/β`` scaling so published hyperparameters carry over.
 """
 
@@ -142,6 +150,21 @@ def rmu_control_vector(hidden_size: int, coeff: float, seed: int) -> torch.Tenso
     return coeff * u / u.norm()
 
 
-__all__ = ["IGNORE_INDEX", "shift", "token_logps", "sequence_logps", "nll_loss", "grad_ascent_loss", "npo_loss",
-           "simnpo_loss", "dpo_loss", "wga_loss", "undial_loss", "kl_loss", "answer_positions", "rmu_forget_loss",
-           "rmu_retain_loss", "rmu_control_vector"]
+__all__ = [
+    "IGNORE_INDEX",
+    "answer_positions",
+    "dpo_loss",
+    "grad_ascent_loss",
+    "kl_loss",
+    "nll_loss",
+    "npo_loss",
+    "rmu_control_vector",
+    "rmu_forget_loss",
+    "rmu_retain_loss",
+    "sequence_logps",
+    "shift",
+    "simnpo_loss",
+    "token_logps",
+    "undial_loss",
+    "wga_loss",
+]

@@ -8,9 +8,11 @@ reads (a reference forward, the refusal batch, a hidden layer).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any
 
 import torch
 
@@ -26,13 +28,20 @@ class Method:
     """One unlearning method: how to compute its forget term and what it needs."""
 
     name: str
-    forget: Callable[["Step"], torch.Tensor]
+    forget: Callable[[Step], torch.Tensor]
     retain: str = "nll"  # default retain term: nll | kl | embed | none
     beta: float | None = None
     gamma: float = 1.0
     reference: frozenset = field(default_factory=frozenset)  # of REF_* the forget term needs
     needs_idk: bool = False
     description: str = ""
+    # Named hyperparameter recipes of this method (``--preset NAME``): UnlearningConfig field -> value. A recipe only
+    # names fields this method reads, so one method's recipe never changes another's hyperparameters.
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # What cards show (hfcl.hub.cards): the forget term's formula, as computed in losses.py, and the
+    # UnlearningConfig fields this method reads beyond the shared ones (alpha, gamma, retain_loss, ...).
+    formula: str = ""
+    card_fields: tuple[str, ...] = ()
 
 
 class Step:
@@ -172,19 +181,54 @@ def retain_term(kind: str, s: Step) -> torch.Tensor | None:
 RETAIN_LOSSES = ("auto", "nll", "kl", "embed", "none")
 RETAIN_REFERENCE = {"kl": frozenset({REF_LOGITS}), "embed": frozenset({REF_HIDDEN})}
 
+# The demo recipes: a few seconds to a minute on the embedded target with a LoRA adapter on 2 CPU cores (the
+# TrainingArguments defaults, lr 1e-5 for 3 epochs, leave a model this small unchanged). NPO's is the recipe `hfcl
+# demo` uses: β=1 (not the usual 0.1) saturates the forget term sooner, which keeps the tiny model's retain answers;
+# α=2. The others share its schedule with each method's own coefficients; tuning them is the unlearning-quality work.
+_DEMO_SCHEDULE = {"learning_rate": 2e-3, "num_train_epochs": 12, "per_device_train_batch_size": 8,
+                  "lr_scheduler_type": "constant", "logging_steps": 5}
+
+
+def _demo(**method_fields: Any) -> Mapping[str, Mapping[str, Any]]:
+    return {"demo": MappingProxyType({**_DEMO_SCHEDULE, **method_fields})}
+
+
 METHODS: dict[str, Method] = {m.name: m for m in [
-    Method("GradAscent", _forget_grad_ascent, retain="none", description="-NLL on the forget set."),
-    Method("GradDiff", _forget_grad_ascent, description="-NLL on forget + NLL on retain."),
-    Method("NPO", _forget_npo, beta=0.1, reference=frozenset({REF_LOGPS}),
-           description="Negative preference optimization against the pre-unlearning model."),
-    Method("SimNPO", _forget_simnpo, beta=4.5, gamma=0.125, description="Reference-free, length-normalised NPO."),
-    Method("IdkDPO", _forget_idk_dpo, beta=0.1, reference=frozenset({REF_LOGPS}), needs_idk=True,
-           description="DPO preferring a refusal over the forget answer."),
-    Method("IdkNLL", _forget_idk_nll, needs_idk=True, description="NLL on refusal answers to forget questions."),
-    Method("RMU", _forget_rmu, retain="embed", description="Steer a layer's activations on forget data to c·u."),
-    Method("UNDIAL", _forget_undial, retain="none", beta=10.0, reference=frozenset({REF_LOGITS}),
-           description="Self-distillation to reference logits with the true token's logit lowered by β."),
-    Method("WGA", _forget_wga, beta=1.0, description="Gradient ascent weighted by p_θ(y_t)^β."),
+    Method("GradAscent", _forget_grad_ascent, formula="L_f = −NLL(forget answers) = mean_t log π(y_t | y_<t, x)",
+           card_fields=(), retain="none", description="-NLL on the forget set.",
+           presets=_demo(learning_rate=1e-3, num_train_epochs=4)),
+    Method("GradDiff", _forget_grad_ascent, formula="L_f = −NLL(forget answers) = mean_t log π(y_t | y_<t, x)",
+           card_fields=(), description="-NLL on forget + NLL on retain.",
+           presets=_demo(alpha=2.0, learning_rate=1e-3)),
+    Method("NPO", _forget_npo, formula="L_f = −(2/β)·mean log σ(−β·(log π(y|x) − log π_ref(y|x)))",
+           card_fields=("beta",), beta=0.1, reference=frozenset({REF_LOGPS}),
+           description="Negative preference optimization against the pre-unlearning model.",
+           presets=_demo(beta=1.0, alpha=2.0)),
+    Method("SimNPO", _forget_simnpo, formula="L_f = −(2/β)·mean log σ(β·(−log π(y|x)/|y| − δ))",
+           card_fields=("beta", "delta"), beta=4.5, gamma=0.125, description="Reference-free, length-normalised NPO.",
+           presets=_demo(alpha=2.0)),
+    Method("IdkDPO", _forget_idk_dpo,
+           formula="L_f = −(2/β)·mean log σ(β·[(log π(y_idk|x) − log π_ref(y_idk|x)) "
+                   "− (log π(y|x) − log π_ref(y|x))])",
+           card_fields=("beta", "idk_answers"), beta=0.1, reference=frozenset({REF_LOGPS}), needs_idk=True,
+           description="DPO preferring a refusal over the forget answer.", presets=_demo(beta=1.0, alpha=2.0)),
+    Method("IdkNLL", _forget_idk_nll, formula="L_f = NLL(y_idk | x), a refusal answer per forget question",
+           card_fields=("idk_answers",), needs_idk=True, description="NLL on refusal answers to forget questions.",
+           presets=_demo(alpha=1.0)),
+    Method("RMU", _forget_rmu, formula="L_f = mean over forget answer positions of mean_d (h_l − c·u)², "
+                                       "c = rmu_steering_coeff, u a fixed random unit vector",
+           card_fields=("rmu_layer", "rmu_steering_coeff", "trainable_params_regex"), retain="embed",
+           description="Steer a layer's activations on forget data to c·u.",
+           presets=_demo(alpha=10.0)),
+    Method("UNDIAL", _forget_undial,
+           formula="L_f = mean over answer positions of CE(softmax(z_ref − β·onehot(y_t)), softmax(z_θ))",
+           card_fields=("beta",), retain="none", beta=10.0, reference=frozenset({REF_LOGITS}),
+           description="Self-distillation to reference logits with the true token's logit lowered by β.",
+           presets=_demo()),
+    Method("WGA", _forget_wga,
+           formula="L_f = −mean_t w_t·log π(y_t | y_<t, x), w_t = π(y_t | y_<t, x)^β (detached)",
+           card_fields=("beta",), beta=1.0, description="Gradient ascent weighted by p_θ(y_t)^β.",
+           presets=_demo(alpha=2.0)),
 ]}
 
 
@@ -213,5 +257,18 @@ def reference_needs(method: Method, retain_kind: str) -> frozenset:
     return method.reference | RETAIN_REFERENCE.get(retain_kind, frozenset())
 
 
-__all__ = ["Method", "Step", "METHODS", "RETAIN_LOSSES", "get_method", "resolve_retain", "reference_needs",
-           "retain_term", "forward_with_hidden", "decoder_layer", "REF_LOGPS", "REF_LOGITS", "REF_HIDDEN"]
+__all__ = [
+    "METHODS",
+    "REF_HIDDEN",
+    "REF_LOGITS",
+    "REF_LOGPS",
+    "RETAIN_LOSSES",
+    "Method",
+    "Step",
+    "decoder_layer",
+    "forward_with_hidden",
+    "get_method",
+    "reference_needs",
+    "resolve_retain",
+    "retain_term",
+]

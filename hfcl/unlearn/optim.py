@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -18,7 +18,7 @@ import torch
 def saliency_masks(grads: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
     """Boolean masks selecting the ``sparsity`` fraction of entries with the largest ``|grad|`` (global threshold)."""
     flat = torch.cat([g.detach().abs().flatten().float() for g in grads.values()])
-    k = max(1, int(round(sparsity * flat.numel())))
+    k = max(1, round(sparsity * flat.numel()))
     threshold = torch.topk(flat, k).values.min()
     return {name: g.detach().abs().float() >= threshold for name, g in grads.items()}
 
@@ -51,8 +51,8 @@ class SophiaG(torch.optim.Optimizer):
                  rho: float = 0.04, weight_decay: float = 0.0, batch_size: int = 1, eps: float = 1e-15):
         if lr < 0 or rho <= 0:
             raise ValueError(f"invalid SophiaG lr={lr} / rho={rho}")
-        super().__init__(params, dict(lr=lr, betas=betas, rho=rho, weight_decay=weight_decay,
-                                      batch_size=batch_size, eps=eps))
+        super().__init__(params, {"lr": lr, "betas": betas, "rho": rho, "weight_decay": weight_decay,
+                                  "batch_size": batch_size, "eps": eps})
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -81,4 +81,4 @@ class SophiaG(torch.optim.Optimizer):
         return loss
 
 
-__all__ = ["saliency_masks", "SaliencyMask", "SophiaG"]
+__all__ = ["SaliencyMask", "SophiaG", "saliency_masks"]

@@ -4,18 +4,25 @@
   before training. NPO and IdkDPO need nothing else from the reference, so each step costs what the reference-free
   step costs.
 * ``adapter_disabled``: a PEFT model with its adapter switched off *is* the pre-unlearning model when the adapter is
-  new (LoRA B = 0): no second copy in memory.
-* ``model``: a frozen copy (or the ``ref_model`` given), for full fine-tuning with KL/UNDIAL/RMU.
+  new (LoRA B = 0): no second copy in memory. On an adapter that already changes the model (a trained PeftModel)
+  it would be the base without the adapter, so ``auto`` never picks it there and asking for it is an error.
+* ``model``: a frozen copy (or the ``ref_model`` given), for full fine-tuning with KL/UNDIAL/RMU; of a trained
+  adapter, the copy has the adapter merged into its weights.
+
+On resume, the cached log-probs are read back from the checkpoint's ``reference_logps.safetensors``, guarded by a
+fingerprint of the tokenized forget data and of the reference model (:func:`model_fingerprint`).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
+from ..utils.io import stable_hash
 from ..utils.logging import get_logger
 from . import losses as L
 from .methods import REF_LOGPS, forward_with_hidden
@@ -34,12 +41,16 @@ def choose_reference(requested: str, needs: frozenset, model, ref_model=None) ->
     if requested == "auto":
         if needs <= {REF_LOGPS}:
             return "cached"
-        if ref_model is None and is_peft_model(model):
+        if ref_model is None and is_peft_model(model) and adapter_is_fresh(model):
             return "adapter_disabled"
         return "model"
     if requested == "adapter_disabled" and not is_peft_model(model):
         raise ConfigError("reference='adapter_disabled' needs a PEFT model (pass peft_config or a PeftModel); for "
                           "full fine-tuning use 'cached' (NPO/IdkDPO) or 'model'.")
+    if requested == "adapter_disabled" and not adapter_is_fresh(model):
+        raise ConfigError("reference='adapter_disabled' would use the base model without the adapter, but this "
+                          "adapter is already trained (LoRA B != 0), so the model before unlearning is base+adapter; "
+                          "use reference='model' (a frozen merged copy), 'cached' (NPO/IdkDPO) or 'auto'.")
     return requested
 
 
@@ -55,19 +66,16 @@ class Reference:
     def __init__(self, mode: str, unwrap: Callable = lambda m: m, ref_model=None):
         self.mode, self.unwrap, self.ref_model = mode, unwrap, ref_model
         self.cache: dict[str, torch.Tensor] = {}
+        self.fingerprint: dict[str, str] = {}
 
     @classmethod
-    def build(cls, mode: str, model, unwrap: Callable = lambda m: m, ref_model=None) -> "Reference":
+    def build(cls, mode: str, model, unwrap: Callable = lambda m: m, ref_model=None) -> Reference:
         if mode == "model" and ref_model is None:
-            ref_model = copy.deepcopy(model)
+            ref_model = frozen_copy(unwrap(model))
         if ref_model is not None:
             ref_model.eval()
             for p in ref_model.parameters():
                 p.requires_grad_(False)
-        if mode == "adapter_disabled" and not adapter_is_fresh(model):
-            logger.warning("reference='adapter_disabled' uses the base model without the adapter, but the adapter "
-                           "already changes the model (LoRA B != 0); use reference='cached' or 'model' if the "
-                           "pre-unlearning model is base+adapter.")
         return cls(mode, unwrap, ref_model if mode in ("model", "cached") else None)
 
     @torch.no_grad()
@@ -95,6 +103,8 @@ class Reference:
                    device: torch.device) -> None:
         """Compute ``cache[part][i] = log π_ref(y_i|x_i)`` for every tokenized example of every part."""
         source = self.ref_model.to(device) if self.ref_model is not None else model
+        self.fingerprint = {"data": stable_hash({k: [dict(r) for r in v] for k, v in parts.items()}),
+                            "reference": model_fingerprint(source)}
         was_training = source.training
         source.eval()
         try:
@@ -109,5 +119,75 @@ class Reference:
             source.train(was_training)
         self.ref_model = None  # the cache is all we need: free the copy
 
+    def save_cache(self, folder: str | Path) -> None:
+        """Write the cache to ``folder/reference_logps.safetensors`` with its fingerprint as metadata."""
+        from safetensors.torch import save_file
 
-__all__ = ["Reference", "choose_reference", "is_peft_model", "adapter_is_fresh"]
+        from ..utils.io import current_umask
+
+        path = Path(folder) / CACHE_FILE
+        save_file({k: v.contiguous() for k, v in self.cache.items()}, str(path), metadata=dict(self.fingerprint))
+        path.chmod(0o666 & ~current_umask())  # safetensors writes 0600
+
+    def load_cache(self, folder: str | Path) -> bool:
+        """Read the cache saved in checkpoint ``folder`` after checking that it was computed from the same forget
+        data and reference model; False when the checkpoint has none (it is then kept as computed)."""
+        from safetensors import safe_open
+
+        path = Path(folder) / CACHE_FILE
+        if not path.is_file():
+            logger.warning("Checkpoint %s has no %s; keeping the reference log-probs computed from the model given.",
+                           folder, CACHE_FILE)
+            return False
+        with safe_open(str(path), framework="pt") as handle:
+            saved = handle.metadata() or {}
+            cache = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 - safe_open is not iterable
+        for key, what in (("data", "forget data"), ("reference", "reference model")):
+            if saved.get(key) != self.fingerprint.get(key):
+                raise ConfigError(
+                    f"Cannot resume from {folder}: the {what} differs from the one its reference log-probs were "
+                    f"computed from (fingerprint {saved.get(key)} != {self.fingerprint.get(key)}). Resume with the "
+                    "same model and forget data, or start a new run without --resume_from_checkpoint.")
+        if set(cache) != set(self.cache):
+            raise ConfigError(f"Cannot resume from {folder}: {CACHE_FILE} holds parts {sorted(cache)}, this run "
+                              f"needs {sorted(self.cache)}.")
+        self.cache = cache
+        logger.info("Resumed the reference log-probs from %s.", path)
+        return True
+
+
+CACHE_FILE = "reference_logps.safetensors"
+
+
+def frozen_copy(model):
+    """A frozen copy of ``model``; of a PEFT model with a trained adapter, the copy with the adapter merged in."""
+    ref = copy.deepcopy(model)
+    if is_peft_model(ref):
+        ref = ref.merge_and_unload() if not adapter_is_fresh(ref) else ref
+    return ref
+
+
+def model_fingerprint(model) -> str:
+    """A cheap fingerprint of a model's weights: name, shape and two float64 sums of every parameter (a fresh
+    LoRA adapter, which does not change the model, is left out)."""
+    fresh = is_peft_model(model) and adapter_is_fresh(model)
+    rows = []
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if fresh and "lora_" in name:
+                continue
+            x = p.detach().double()
+            rows.append((name.replace("base_model.model.", "").replace(".base_layer", ""), list(p.shape),
+                         f"{float(x.sum()):.8e}", f"{float(x.abs().sum()):.8e}"))
+    return stable_hash(rows)
+
+
+__all__ = [
+    "CACHE_FILE",
+    "Reference",
+    "adapter_is_fresh",
+    "choose_reference",
+    "frozen_copy",
+    "is_peft_model",
+    "model_fingerprint",
+]

@@ -7,6 +7,7 @@ time) and, for a cached reference, ``reference_logps.safetensors``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, OutputExistsError
+from ..errors import ConfigError, DataError, OutputExistsError
 from ..utils.io import atomic_directory, atomic_write_json, stable_hash
 from ..utils.logging import get_logger
 from .config import UnlearningConfig
+from .methods import get_method
 
 logger = get_logger(__name__)
 
@@ -43,9 +45,9 @@ class UnlearnRunArgs:
     lora_target_modules: str = field(default="all-linear", metadata={
         "help": "Comma-separated module names for LoRA, or 'all-linear'."})
     overwrite: bool = field(default=False, metadata={"help": "Replace output_dir if it exists."})
-    preset: str | None = field(default=None, metadata={
-        "help": "'demo': the recipe `hfcl demo` uses on the embedded models (NPO β=1 + GradDiff α=2, lr 2e-3, 12 "
-                "epochs, constant schedule) for every option you leave at its default."})
+    forget_check: bool = field(default=True, metadata={
+        "help": "Measure forget ROUGE-L and forget answer probability before and after training (one batched "
+                "scoring and generation pass each) and print them; warn when nothing moved."})
 
 
 def _world_config(model_dir: str | None):
@@ -66,16 +68,28 @@ def _load_file(path: str):
     kind = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}.get(Path(path).suffix)
     if kind is None:
         raise ConfigError(f"Data file {path!r}: use .json, .jsonl, .csv or .parquet.")
-    return load_dataset(kind, data_files=path, split="train")
+    if kind != "parquet" and not Path(path).read_bytes().strip():
+        raise DataError(f"Data file {path!r} is empty; it needs at least one example (one JSON object per line "
+                        "for .jsonl, with question/answer, prompt/completion or messages).")
+    try:
+        dataset = load_dataset(kind, data_files=path, split="train")
+    except Exception as exc:  # datasets raises many types (and StopIteration) for unreadable files
+        raise DataError(f"Data file {path!r} could not be read as {kind}: {type(exc).__name__}: {exc}") from exc
+    if len(dataset) == 0:
+        raise DataError(f"Data file {path!r} holds no examples.")
+    return dataset
 
 
 def load_unlearning_data(run: UnlearnRunArgs, world_config=None):
     """``(forget, retain)`` datasets for ``run``."""
     from ..data import load_tofu
 
-    splits = load_tofu(run.forget_split, source=run.data_source, world_config=world_config)
-    forget = _load_file(run.forget_file) if run.forget_file else splits["forget"]
-    retain = _load_file(run.retain_file) if run.retain_file else splits["retain"]
+    forget = _load_file(run.forget_file) if run.forget_file else None
+    retain = _load_file(run.retain_file) if run.retain_file else None
+    if forget is None or retain is None:
+        splits = load_tofu(run.forget_split, source=run.data_source, world_config=world_config)
+        forget = splits["forget"] if forget is None else forget
+        retain = splits["retain"] if retain is None else retain
     return forget, retain
 
 
@@ -89,16 +103,24 @@ def lora_config(run: UnlearnRunArgs):
 
 
 def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, model=None, tokenizer=None) -> Path:
-    """Run unlearning and write the run directory ``config.output_dir`` atomically; returns its path."""
+    """Run unlearning and write the run directory ``config.output_dir`` atomically; returns its path.
+
+    ``config`` is not changed (the run works on a copy). On an embedded zoo model with neither ``preset`` nor
+    ``learning_rate`` given, the method's ``demo`` preset is used and a log line says so. Checkpoints (if
+    ``save_strategy`` asks for them) live in ``.<name>.checkpoints`` beside the output until the run succeeds; a
+    failed run keeps them there (and only then), and ``resume_from_checkpoint`` (a checkpoint folder, or ``last``)
+    continues from them.
+    """
     from ..zoo import load_model, resolve
     from .trainer import UnlearningTrainer
 
+    config = _run_recipe(run, config, model)
     out = Path(config.output_dir)
+    work = out.parent / f".{out.name}.checkpoints"
+    resume = resume_point(config.resume_from_checkpoint, work)
     if out.exists() and not run.overwrite:
         raise OutputExistsError(f"Output directory {str(out)!r} already exists; pass --overwrite true or choose "
                                 "another --output_dir.")
-    if run.preset is not None:
-        apply_preset(config, run.preset)
     # The run directory is pushed the hfcl way at the end (one commit, eval-ready card, safetensors only), so the
     # Trainer itself must not create a repo or push its generic card.
     push_repo = (config.hub_model_id or out.name) if config.push_to_hub else None
@@ -108,14 +130,21 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     if model is None:
         model, tokenizer = load_model(run.model, zoo_config, run.forget_split)
     forget, retain = load_unlearning_data(run, zoo_config or _world_config(model_dir))
-    work = out.parent / f".{out.name}.checkpoints"
+    before = _measure(run, config, model, tokenizer, forget)
     config.output_dir = str(work)  # checkpoints (if any) live beside the final directory until it is complete
-    trainer = UnlearningTrainer(model, config, forget, retain, processing_class=tokenizer,
-                                peft_config=lora_config(run) if run.lora else None)
-    result = trainer.train()
+    try:
+        trainer = UnlearningTrainer(model, config, forget, retain, processing_class=tokenizer,
+                                    peft_config=lora_config(run) if run.lora else None)
+        result = trainer.train(resume_from_checkpoint=resume)
+    except BaseException:
+        _keep_only_checkpoints(work)
+        raise
     config.output_dir = str(out)
-    save_run_dir(out, trainer, tokenizer, run_record(run, config, trainer, forget, retain, model_dir,
-                                                     time.time() - start, result.training_loss), run.overwrite)
+    after = _measure(run, config, trainer.model, tokenizer, forget)
+    record = run_record(run, config, trainer, forget, retain, model_dir, time.time() - start, result.training_loss)
+    record["forget_check"] = _report_objective(before, after, config.method)
+    record["log_history"] = trainer.state.log_history
+    save_run_dir(out, trainer, tokenizer, record, run.overwrite)
     shutil.rmtree(work, ignore_errors=True)
     logger.info("Unlearned model written to %s", out)
     if push_repo:
@@ -126,19 +155,123 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     return out
 
 
-def save_run_dir(out: Path, trainer, tokenizer, record: dict[str, Any], overwrite: bool) -> None:
-    """Write the model or adapter, the tokenizer and ``hfcl_run.json`` to ``out`` atomically (temp dir, rename)."""
+def _is_zoo_stage(name: str) -> bool:
+    from ..zoo.build import MODEL_STAGES
+
+    return name in MODEL_STAGES
+
+
+def _is_embedded(name: str) -> bool:
+    """A zoo stage name or a zoo model folder (one with ``hfcl_zoo.json``)."""
+    return _is_zoo_stage(name) or (Path(name) / "hfcl_zoo.json").is_file()
+
+
+def _run_recipe(run: UnlearnRunArgs, config: UnlearningConfig, model) -> UnlearningConfig:
+    """A copy of ``config``, with the method's demo preset when an embedded model gets no preset and no rate."""
+    config = copy.deepcopy(config)
+    default_lr = next(f.default for f in dataclasses.fields(UnlearningConfig) if f.name == "learning_rate")
+    if (config.preset is None and model is None and _is_embedded(run.model)
+            and config.learning_rate == default_lr and "demo" in get_method(config.method).presets):
+        config = dataclasses.replace(config, preset="demo")
+        logger.warning("No --preset or --learning_rate given for the embedded model %r: using %s's demo recipe "
+                       "(%s), since lr %g for %g epochs leaves a model this small unchanged. Pass --preset none to "
+                       "keep the plain defaults.", run.model, config.method,
+                       ", ".join(f"{k}={v}" for k, v in config.preset_values.items()), default_lr,
+                       UnlearningConfig.num_train_epochs)
+    return config
+
+
+def resume_point(value: str | None, work: Path) -> str | None:
+    """The checkpoint folder to resume from: ``value`` itself, or the newest in ``work`` for ``last``/``true``."""
+    if value in (None, "", "false", "False"):
+        return None
+    if str(value).lower() in ("last", "true"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        found = get_last_checkpoint(str(work)) if work.is_dir() else None
+        if found is None:
+            raise ConfigError(f"resume_from_checkpoint={value!r}: no checkpoint-* folder in {str(work)!r} (the "
+                              "checkpoints of an interrupted run of this output_dir); give a checkpoint folder.")
+        return found
+    if not Path(value).is_dir():
+        raise ConfigError(f"resume_from_checkpoint={value!r} is not a checkpoint folder; give a checkpoint-N folder "
+                          "or 'last'.")
+    return str(value)
+
+
+def _keep_only_checkpoints(work: Path) -> None:
+    """After a failed or interrupted run: remove the hidden work folder unless it holds checkpoints to resume."""
+    if not work.is_dir():
+        return
+    checkpoints = sorted(work.glob("checkpoint-*"))
+    if checkpoints:
+        logger.warning("The run stopped; %d checkpoint(s) kept in %s: rerun with --resume_from_checkpoint last to "
+                       "continue.", len(checkpoints), work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(run: UnlearnRunArgs, config: UnlearningConfig, model, tokenizer, forget) -> dict[str, float] | None:
+    if not run.forget_check:
+        return None
+    from .objective import forget_objective
+
+    return forget_objective(model, tokenizer, _rows(forget), batch_size=config.per_device_eval_batch_size,
+                            max_length=config.max_length)
+
+
+def _report_objective(before: dict | None, after: dict | None, method: str) -> dict | None:
+    """Print the before/after line, warn when nothing moved; the values go into ``hfcl_run.json``."""
+    if before is None or after is None:
+        return None
+    from .objective import format_change, moved
+
+    line = format_change(before, after)
+    print(f"hfcl unlearn ({method}): {line}", flush=True)
+    if not moved(before, after):
+        logger.warning("Unlearning changed nothing measurable on the forget set (%s); raise --learning_rate or "
+                       "--num_train_epochs, or try --preset demo.", line)
+    return {"before": before, "after": after}
+
+
+def save_run_dir(out: Path, trainer, tokenizer, record: dict[str, Any], overwrite: bool, card: bool = True) -> None:
+    """Write the model or adapter, the tokenizer, ``hfcl_run.json`` and hfcl's card (``README.md``, instead of
+    PEFT's empty template) to ``out`` atomically (temp dir, rename)."""
     with atomic_directory(out, overwrite=overwrite) as tmp:
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         atomic_write_json(tmp / "hfcl_run.json", record)
+        if card:
+            _write_card(tmp, out.name)
+        honour_umask(tmp)
+
+
+def honour_umask(folder: Path) -> None:
+    """Give every file in ``folder`` the mode a plain ``open`` would (safetensors writes its files 0600, which a
+    shared run folder's readers cannot open)."""
+    from ..utils.io import current_umask
+
+    mode = 0o666 & ~current_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)
+
+
+def _write_card(folder: Path, name: str) -> None:
+    from ..hub import write_eval_card
+
+    try:
+        write_eval_card(folder, f"your-username/{name}")
+    except Exception as exc:  # noqa: BLE001 - the weights are what matters; `hfcl push` renders the card again
+        (folder / "README.md").unlink(missing_ok=True)  # never leave PEFT's "[More Information Needed]" template
+        logger.warning("Could not write the card of %s (%s: %s); `hfcl push` will render it.", name,
+                       type(exc).__name__, exc)
 
 
 def run_record(run: UnlearnRunArgs, config: UnlearningConfig, trainer, forget, retain, model_dir, seconds: float,
                loss: float) -> dict[str, Any]:
     """The ``hfcl_run.json`` payload."""
     from ..utils.provenance import provenance
-    from .methods import get_method
 
     method = get_method(config.method)
     settings = {k: v for k, v in config.to_dict().items() if not k.startswith("_")}
@@ -149,7 +282,7 @@ def run_record(run: UnlearnRunArgs, config: UnlearningConfig, trainer, forget, r
         "method_description": method.description,
         "config": settings,
         "base_model": {"id": run.model, "path": model_dir},
-        "zoo": run.model in ("base", "base-v2", "target", "retain"),
+        "zoo": _is_zoo_stage(run.model),
         "forget_split": run.forget_split,
         "data_fingerprint": {"forget": stable_hash(_rows(forget)), "retain": stable_hash(_rows(retain))},
         "seed": config.seed,
@@ -163,22 +296,9 @@ def _rows(dataset) -> list:
     return dataset.to_list() if hasattr(dataset, "to_list") else list(dataset)
 
 
-# The defaults `hfcl demo` uses: NPO + GradDiff with LoRA, a few seconds on the embedded target on 2 CPU cores.
-# β=1 (not NPO's usual 0.1) saturates the forget term sooner, which keeps the tiny model's retain answers; α=2.
-DEMO_SETTINGS: dict[str, Any] = dict(method="NPO", retain_loss="nll", beta=1.0, alpha=2.0, learning_rate=2e-3,
-                                     num_train_epochs=12, per_device_train_batch_size=8,
-                                     lr_scheduler_type="constant", logging_steps=5,
-                                     report_to="none", disable_tqdm=True, save_strategy="no", seed=1)
-
-
-def apply_preset(config: UnlearningConfig, preset: str) -> None:
-    """Set the preset's values on every option of ``config`` still at its default."""
-    if preset != "demo":
-        raise ConfigError(f"Unknown preset {preset!r}; the only preset is 'demo'.")
-    defaults = {f.name: f.default for f in dataclasses.fields(UnlearningConfig)}
-    for key, value in DEMO_SETTINGS.items():
-        if key not in ("method", "retain_loss") and getattr(config, key) == defaults.get(key):
-            setattr(config, key, value)
+# The defaults `hfcl demo` uses: NPO's demo preset (NPO β=1 + GradDiff α=2 with LoRA, lr 2e-3, 12 epochs) and quiet.
+DEMO_SETTINGS: dict[str, Any] = {"method": "NPO", "retain_loss": "nll", "preset": "demo", "report_to": "none",
+                                 "disable_tqdm": True, "save_strategy": "no", "seed": 1}
 
 
 def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, **overrides: Any):
@@ -205,4 +325,4 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
     return trainer.model
 
 
-__all__ = ["UnlearnRunArgs", "unlearn", "demo_unlearn", "load_unlearning_data", "lora_config", "DEMO_SETTINGS"]
+__all__ = ["DEMO_SETTINGS", "UnlearnRunArgs", "demo_unlearn", "load_unlearning_data", "lora_config", "unlearn"]

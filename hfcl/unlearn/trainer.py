@@ -37,6 +37,18 @@ logger = get_logger(__name__)
 PARTS = ("forget", "retain", "idk")
 
 
+class _LossLog(TrainerCallback):
+    """Start the forget/retain loss averages at the step training (re)starts from, so a resumed run logs the same
+    averages as an uninterrupted one."""
+
+    def __init__(self, trainer: UnlearningTrainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._metric_sums.clear()
+        self.trainer._metric_steps = state.global_step
+
+
 class _PairingEpoch(TrainerCallback):
     """Rotate the retain pairing at each epoch (also after resuming mid-epoch)."""
 
@@ -83,6 +95,9 @@ class UnlearningTrainer(Trainer):
             from peft import get_peft_model
             from transformers import set_seed
 
+            from .peft_checks import check_lora_config
+
+            check_lora_config(model, peft_config)  # a missing module or an absurd rank fails before any allocation
             set_seed(args.seed)  # the adapter's random init is part of the run's recipe
 
             model = get_peft_model(model, peft_config)
@@ -107,13 +122,14 @@ class UnlearningTrainer(Trainer):
         dataset = PairedUnlearningDataset(forget_tok, retain_tok, idk_tok, seed=args.seed)
         mode = choose_reference(args.reference, reference_needs(self.method, retain_kind), model, ref_model)
         if args.soul:
-            kwargs["optimizer_cls_and_kwargs"] = (SophiaG, dict(
-                lr=args.learning_rate, betas=(args.soul_beta1, args.soul_beta2), rho=args.soul_rho,
-                batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps))
+            kwargs["optimizer_cls_and_kwargs"] = (SophiaG, {
+                "lr": args.learning_rate, "betas": (args.soul_beta1, args.soul_beta2), "rho": args.soul_rho,
+                "batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps})
         super().__init__(model=model, args=args, train_dataset=dataset, data_collator=PairedCollator(processing_class),
                          processing_class=processing_class, callbacks=callbacks, optimizers=optimizers, **kwargs)
         self.loss_is_scaled_for_ga = True
         self.add_callback(_PairingEpoch(dataset))
+        self.add_callback(_LossLog(self))
         self.reference_mode = mode
         self.reference = Reference.build(mode, self.model, self.accelerator.unwrap_model, ref_model)
         if mode == "model":
@@ -164,11 +180,12 @@ class UnlearningTrainer(Trainer):
         if retain is not None:
             loss = loss + self.args.alpha * retain
         if not torch.isfinite(loss.detach()).all():
+            clip = ("" if self.args.max_grad_norm and self.args.max_grad_norm > 0
+                    else ", or enable max_grad_norm (e.g. 1.0)")
             raise TrainingError(
                 f"Non-finite unlearning loss at step {self.state.global_step + 1} with method {self.method.name} "
                 f"(forget term {float(forget.detach()):.4g}, retain term "
-                f"{float(retain.detach()) if retain is not None else 0.0:.4g}); lower learning_rate or beta, or "
-                "enable max_grad_norm.")
+                f"{float(retain.detach()) if retain is not None else 0.0:.4g}); lower learning_rate or beta{clip}.")
         if model.training:
             self._metric_sums["forget_loss"] += float(forget.detach()) * scale
             if retain is not None:
@@ -215,16 +232,28 @@ class UnlearningTrainer(Trainer):
                     sum(p.numel() for p in params.values()))
         return mask
 
-    # ---- saving --------------------------------------------------------------------------------------------------
+    # ---- saving and resuming -------------------------------------------------------------------------------------
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
+        """``Trainer.train``; on resume the cached reference log-probs are read back from the checkpoint (after
+        checking its fingerprint of the forget data and reference model) instead of being trusted to the model."""
+        if resume_from_checkpoint is True:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ConfigError(f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint-*.")
+        if resume_from_checkpoint:
+            if not Path(resume_from_checkpoint).is_dir():
+                raise ConfigError(f"resume_from_checkpoint={str(resume_from_checkpoint)!r} is not a folder.")
+            if self.reference_mode == "cached":
+                self.reference.load_cache(resume_from_checkpoint)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
         if self.reference_mode == "cached" and self.reference.cache:
-            from safetensors.torch import save_file
-
-            out = Path(output_dir or self.args.output_dir)
-            save_file({k: v.contiguous() for k, v in self.reference.cache.items()},
-                      str(out / "reference_logps.safetensors"))
+            self.reference.save_cache(Path(output_dir or self.args.output_dir))
 
 
 def _local_counts(inputs: dict[str, Any]) -> tuple[list[str], list[torch.Tensor]]:

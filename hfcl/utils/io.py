@@ -1,4 +1,8 @@
-"""Atomic output: write into a temporary sibling, then rename, so a failure never leaves a half-written result."""
+"""Atomic output: write into a temporary sibling, fsync, then rename, so a failure never leaves a half-written result.
+
+Files and folders get the permissions ``open``/``mkdir`` would give them under the process umask (``mkstemp`` and
+``mkdtemp`` alone make them private to the owner), so a run folder on a shared disk stays readable to teammates.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,78 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import OutputExistsError
 
+_UMASK_LOCK = threading.Lock()
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
+    """Flush ``path`` to disk (best effort for directories: some file systems refuse to open them)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (so a rename publishes data that is on disk)."""
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                _fsync_path(path)
+        _fsync_path(folder, directory=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, ``os.replace``.
+
+    The file gets the permissions a plain ``open(path, "w")`` would (``0o666`` minus the umask), not ``mkstemp``'s
+    ``0o600``, so a shared run folder stays readable to the people it is shared with.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_path(path.parent, directory=True)
     return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write_bytes`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -35,27 +91,53 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def make_temp_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Path:
+    """A new hidden folder in ``parent`` with the permissions ``mkdir`` would give it (``0o777`` minus the umask),
+    not ``mkdtemp``'s ``0o700``."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(tmp, 0o777 & ~current_umask())
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` only if the block finishes without error.
 
-    Raises :class:`OutputExistsError` before any work if ``path`` exists and ``overwrite`` is false.
+    Raises :class:`OutputExistsError` before any work if ``path`` exists and ``overwrite`` is false. The folder
+    honours the umask; its files are fsynced before the rename. An existing ``path`` is moved aside, the new one
+    renamed in, and the old one deleted; if the second rename fails, the old result is put back where it was.
     """
     final = Path(path)
     if final.exists() and not overwrite:
         raise OutputExistsError(f"Output directory {str(final)!r} already exists; pass overwrite=True "
                                 "(CLI: --overwrite) or choose another output_dir.")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    tmp = make_temp_dir(final.parent, prefix=f".{final.name}.", suffix=".partial")
     try:
         yield tmp
+        _fsync_tree(tmp)
         if final.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
-            os.replace(final, trash / "old")
-            os.replace(tmp, final)
+            trash = make_temp_dir(final.parent, prefix=f".{final.name}.", suffix=".old")
+            old = trash / "old"
+            try:
+                os.replace(final, old)
+            except BaseException:
+                shutil.rmtree(trash, ignore_errors=True)
+                raise
+            try:
+                os.replace(tmp, final)
+            except BaseException as exc:
+                try:
+                    os.replace(old, final)  # put the previous result back
+                except OSError:
+                    exc.add_note(f"The previous {str(final)!r} could not be put back; it is in {str(old)!r}.")
+                else:
+                    shutil.rmtree(trash, ignore_errors=True)
+                raise
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, final)
+        _fsync_path(final.parent, directory=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

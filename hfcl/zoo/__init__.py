@@ -9,5 +9,16 @@ from .cache import cache_root
 from .config import STAGES, ZooConfig, tiny_config
 from .train import greedy_answers
 
-__all__ = ["ZooConfig", "tiny_config", "STAGES", "build_zoo", "load_model", "load_tokenizer", "model_path",
-           "resolve", "stage_key", "cache_root", "greedy_answers"]
+__all__ = [
+           "STAGES",
+           "ZooConfig",
+           "build_zoo",
+           "cache_root",
+           "greedy_answers",
+           "load_model",
+           "load_tokenizer",
+           "model_path",
+           "resolve",
+           "stage_key",
+           "tiny_config",
+]

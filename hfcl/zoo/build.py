@@ -11,23 +11,22 @@ import dataclasses
 import functools
 import os
 import shutil
-import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from ..data.tofu import check_forget_split
 from ..errors import ConfigError, ModelNotAvailableError
-from ..utils.io import stable_hash
-from ..utils.logging import get_logger
+from ..utils.io import make_temp_dir, stable_hash
+from ..utils.logging import get_logger, silence_known_noise
 from ..utils.provenance import provenance
 from . import cache
-from .config import STAGES, ZOO_FORMAT, ZooConfig
+from .config import MODEL_STAGES, STAGES, ZOO_FORMAT, ZooConfig
 
 logger = get_logger(__name__)
-MODEL_STAGES = ("base", "base-v2", "target", "retain")
 
 
 def _recipe(stage: str, cfg: ZooConfig, forget_split: str) -> dict[str, Any]:
@@ -96,23 +95,40 @@ def model_path(stage: str, config: ZooConfig | None = None, forget_split: str = 
     if cache.is_complete(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
+    lock = FileLock(str(folder) + ".lock")
+    try:
+        lock.acquire(timeout=LOCK_NOTICE_AFTER)
+    except Timeout:
+        logger.warning("Waiting for another process building %s (%s); it is used as soon as it is ready.",
+                       stage_name(stage, forget_split), folder)
+        lock.acquire()
+    try:
         if cache.is_complete(folder):  # another process built it while we waited
             return folder
         if folder.exists():
             cache.discard(folder, "incomplete or corrupt")
         _build(stage, cfg, forget_split, folder)
+    finally:
+        lock.release()
     return folder
+
+
+#: Seconds to wait for the build lock before saying that another process holds it.
+LOCK_NOTICE_AFTER = 1.0
+#: Progress bar row of this process's builds (worker processes of :func:`build_zoo` get their own rows).
+_BAR_POSITION = {"row": 0}
 
 
 def _build(stage: str, cfg: ZooConfig, forget_split: str, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    silence_known_noise()
+
     from .tokenizer import train_tokenizer
     from .train import new_model, qa_repeats, stage_dataset, tokenizer_corpus, train_stage
 
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    tmp = make_temp_dir(folder.parent, prefix=f".{folder.name}.", suffix=".partial")
     try:
         metrics: dict[str, Any] = {}
         if stage == "tokenizer":
@@ -130,7 +146,9 @@ def _build(stage: str, cfg: ZooConfig, forget_split: str, folder: Path) -> None:
                               else (cfg.finetune_epochs / qa_repeats(cfg), cfg.finetune_lr))
             logger.info("Training zoo stage %s (%.1f epochs).", stage_name(stage, forget_split), epochs)
             data = stage_dataset(stage, tokenizer, cfg, forget_split)
-            metrics = train_stage(model, tokenizer, data, cfg, epochs, lr)
+            metrics = train_stage(model, tokenizer, data, cfg, epochs, lr,
+                                  label=f"hfcl zoo: training {stage_name(stage, forget_split)}",
+                                  position=_BAR_POSITION["row"])
             model.generation_config.pad_token_id = tokenizer.pad_token_id
             model.generation_config.eos_token_id = tokenizer.eos_token_id
             model.generation_config.bos_token_id = tokenizer.bos_token_id
@@ -178,7 +196,8 @@ def build_zoo(config: ZooConfig | None = None, forget_split: str = "forget10",
         logger.info("Training %s side by side in %d processes (%d thread(s) each).", ", ".join(pending), workers,
                     threads)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {s: pool.submit(_build_in_worker, s, cfg, forget_split, threads) for s in pending}
+            futures = {s: pool.submit(_build_in_worker, s, cfg, forget_split, threads, row)
+                       for row, s in enumerate(pending)}
             for stage, future in futures.items():
                 future.result()
     for stage in stages:
@@ -187,13 +206,14 @@ def build_zoo(config: ZooConfig | None = None, forget_split: str = "forget10",
     return {stage: paths[stage] for stage in stages}
 
 
-def _build_in_worker(stage: str, cfg: ZooConfig, forget_split: str, threads: int) -> str:
+def _build_in_worker(stage: str, cfg: ZooConfig, forget_split: str, threads: int, row: int = 0) -> str:
     import torch
     import transformers
 
     torch.set_num_threads(threads)
-    transformers.utils.logging.disable_progress_bar()  # the parent shows one status line for the whole build
+    silence_known_noise()
     transformers.logging.set_verbosity_error()
+    _BAR_POSITION["row"] = row  # one progress bar row per side-by-side stage
     return str(model_path(stage, cfg, forget_split))
 
 
@@ -215,6 +235,7 @@ def load_model(name_or_path: str = "target", config: ZooConfig | None = None, fo
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve(name_or_path, config, forget_split)
+    path = _hub_adapter_snapshot(path, kwargs.get("revision")) or path
     adapter_cfg = Path(path) / "adapter_config.json"
     if adapter_cfg.is_file():
         import json
@@ -234,14 +255,74 @@ def load_model(name_or_path: str = "target", config: ZooConfig | None = None, fo
     return model, tokenizer
 
 
+def _hub_adapter_snapshot(name: str, revision: str | None = None) -> str | None:
+    """The local snapshot of Hub repo ``name`` if it is a PEFT adapter (so its base, which may be an embedded
+    ``hfcl:<stage>@<hash>`` model, is loaded by :func:`load_model`); ``None`` for anything else or offline."""
+    import re
+
+    if os.path.exists(name) or not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name):
+        return None
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    try:
+        hf_hub_download(name, "adapter_config.json", revision=revision)
+        return snapshot_download(name, revision=revision)
+    except Exception:  # noqa: BLE001 - not an adapter repo, offline, or unreachable: from_pretrained explains
+        return None
+
+
 def resolve(name_or_path: str, config: ZooConfig | None = None, forget_split: str = "forget10") -> str:
-    """Folder or Hub id to load for ``name_or_path`` (building a zoo stage if needed)."""
+    """Folder or Hub id to load for ``name_or_path`` (building a zoo stage if needed).
+
+    Accepts zoo stage names, ``hfcl:<stage>@<recipe hash>`` references (what pushed files name embedded models
+    by, see :func:`hfcl.zoo.cache.zoo_ref`), local folders and Hub ids.
+    """
     if name_or_path in MODEL_STAGES:
         return str(model_path(name_or_path, config, forget_split))
+    if isinstance(name_or_path, str) and name_or_path.startswith("hfcl:"):
+        return str(resolve_zoo_ref(name_or_path, config))
     return str(name_or_path)
 
 
+def _split_stage_name(name: str) -> tuple[str, str]:
+    """``("retain", "forget05")`` for ``retain-forget05``; ``(stage, "forget10")`` for the other stages."""
+    if name.startswith("retain-"):
+        return "retain", name.removeprefix("retain-")
+    return name, "forget10"
+
+
+def resolve_zoo_ref(ref: str, config: ZooConfig | None = None) -> Path:
+    """The cache folder of an ``hfcl:<stage>[@<hash>]`` reference, built if this machine can rebuild it.
+
+    Without a hash, the stage of ``config`` (default recipe) is meant. With one, the folder is used when it is in
+    the cache; otherwise the stage is built from ``config``, the default or the tiny recipe, whichever has that hash.
+    """
+    from .config import tiny_config
+
+    parsed = cache.parse_zoo_ref(ref.split("/", 1)[0])
+    if parsed is None:
+        raise ModelNotAvailableError(f"{ref!r} is not a zoo reference; write hfcl:<stage>@<hash>, e.g. hfcl:target.")
+    name, key = parsed
+    stage, forget_split = _split_stage_name(name)
+    if stage not in STAGES:
+        raise ModelNotAvailableError(f"{ref!r}: unknown zoo stage {stage!r}; choose one of {', '.join(STAGES)}.")
+    if key is None:
+        return model_path(stage, config, forget_split)
+    folder = cache.entry_dir(name, key)
+    if cache.is_complete(folder):
+        return folder
+    for cfg in (config, ZooConfig(), tiny_config()):
+        if cfg is not None and stage_key(stage, cfg, forget_split) == key:
+            return model_path(stage, cfg, forget_split)
+    raise ModelNotAvailableError(
+        f"{ref!r} names an embedded {stage} model built from a recipe this machine does not have (hash {key}; "
+        f"the default recipe here gives {stage_key(stage, ZooConfig(), forget_split)}): it was built with other "
+        "ZooConfig settings or another hfcl version. Build it with the same settings (`hfcl zoo ...`) or load "
+        f"`hfcl:{name}` for this version's {stage}.")
+
+
 def _from_pretrained(cls, path: str, **kwargs: Any):
+    silence_known_noise()  # no "Loading weights" bar per model
     try:
         return cls.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as exc:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ..config import parse_args
 from .build import build_zoo
@@ -19,15 +19,15 @@ class ZooArguments:
     stages: str = field(default="tokenizer,base,target,retain",
                         metadata={"help": "Comma-separated stages to build: tokenizer, base, base-v2, target, retain."})
     forget_split: str = field(default="forget10", metadata={"help": "Forget split the retain model excludes."})
-    preset: str = field(default="default", metadata={"help": "Recipe preset: 'default' or 'tiny' (the test recipe); "
-                                                             "other flags override it.",
-                                                     "choices": ["default", "tiny"]})
+    zoo: str = field(default="default", metadata={"help": "Zoo recipe: 'default' or 'tiny' (the test recipe); the "
+                                                          "ZooConfig flags below override it.",
+                                                  "choices": ["default", "tiny"]})
 
 
 def main(argv: Sequence[str]) -> int:
     args, cfg = parse_args([ZooArguments, ZooConfig], argv, prog="hfcl zoo",
                            description="Build or locate the embedded default models (cached under HF_HOME/hfcl).")
-    cfg = apply_preset(args.preset, cfg, argv)
+    cfg = apply_zoo(args.zoo, cfg)
     from rich.console import Console
     from rich.table import Table
 
@@ -49,12 +49,11 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def apply_preset(preset: str, cfg: ZooConfig, argv: Sequence[str]) -> ZooConfig:
-    """``tiny`` preset with any ZooConfig flag given on the command line applied on top."""
-    if preset != "tiny":
+def apply_zoo(zoo: str, cfg: ZooConfig) -> ZooConfig:
+    """The zoo recipe ``zoo`` ('default' or 'tiny') with the ZooConfig options set explicitly (flags or YAML keys,
+    see :func:`hfcl.config.given_fields`) applied on top."""
+    if zoo != "tiny":
         return cfg
-    import dataclasses
+    from ..config import given_fields
 
-    given = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(ZooConfig)
-             if any(a == f"--{f.name}" or a.startswith(f"--{f.name}=") for a in argv)}
-    return tiny_config(**given)
+    return tiny_config(**{name: getattr(cfg, name) for name in given_fields(cfg)})

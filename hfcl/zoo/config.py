@@ -9,9 +9,14 @@ from typing import Any
 from ..data.world import WorldConfig
 from ..errors import ConfigError
 
-# Bump when a change to the build code changes the weights a recipe produces: every cache entry is rebuilt.
-ZOO_FORMAT = 1
+#: Version of the build code, part of every cache key (the recipe fields cover the rest). Bump it whenever a change to
+#: ``zoo/train.py``, ``zoo/tokenizer.py``, ``zoo/build.py`` or the world generator changes the weights or files a recipe
+#: produces (training loop, data mixing, tokenizer training, saved files); every cache entry is then rebuilt once.
+#: 2: training code changed since format 1 (hfcl 0.x, issue 12).
+ZOO_FORMAT = 2
 STAGES = ("tokenizer", "base", "base-v2", "target", "retain")
+#: The stages that are models (every name a run record may give as its embedded base).
+MODEL_STAGES = tuple(s for s in STAGES if s != "tokenizer")
 
 
 @dataclass
@@ -65,10 +70,11 @@ class ZooConfig(WorldConfig):
 
 def tiny_config(**overrides: Any) -> ZooConfig:
     """A reduced recipe for tests: a small world and model that build in well under a minute on 2 CPU cores."""
-    values: dict[str, Any] = dict(n_authors=30, n_holdout=4, min_qa=8, max_qa=8, n_countries=8, n_real_authors=6,
-                                  vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2, batch_size=16, base_epochs=12,
-                                  finetune_epochs=24, finetune_lr=3e-3, base_v2_epochs=4,
-                                  passage_weight=0.5)
+    values: dict[str, Any] = {
+        "n_authors": 30, "n_holdout": 4, "min_qa": 8, "max_qa": 8, "n_countries": 8, "n_real_authors": 6,
+        "vocab_size": 1024, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "batch_size": 16, "base_epochs": 12,
+        "finetune_epochs": 24, "finetune_lr": 3e-3, "base_v2_epochs": 4, "passage_weight": 0.5,
+    }
     values.update(overrides)
     return ZooConfig(**values)

@@ -22,9 +22,11 @@ from transformers import (
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_callback import PrinterCallback
 
 from ..data import corpus
 from ..data.formatting import tokenize_example, tokenize_text
@@ -75,14 +77,14 @@ def stage_dataset(stage: str, tokenizer, cfg: ZooConfig, forget_split: str = "fo
         authors = [a for a in world.authors if a.author_id not in forget_ids]
     else:
         raise ValueError(f"unknown trainable stage {stage!r}")
-    qa = _tokenized(tokenizer, cfg, [], author_rows(world, authors) + utility * int(round(cfg.utility_replay)))
+    qa = _tokenized(tokenizer, cfg, [], author_rows(world, authors) + utility * round(cfg.utility_replay))
     passages = _tokenized(tokenizer, cfg, [author_passage(world, a) for a in authors], [])
     return concatenate_datasets([qa] * qa_repeats(cfg) + [passages])
 
 
 def qa_repeats(cfg: ZooConfig) -> int:
     """Copies of each QA pair per fine-tuning epoch, so passages are seen ``passage_weight`` times as often."""
-    return max(1, int(round(1.0 / cfg.passage_weight)))
+    return max(1, round(1.0 / cfg.passage_weight))
 
 
 def new_model(tokenizer: PreTrainedTokenizerFast, cfg: ZooConfig) -> LlamaForCausalLM:
@@ -98,29 +100,61 @@ def new_model(tokenizer: PreTrainedTokenizerFast, cfg: ZooConfig) -> LlamaForCau
     return LlamaForCausalLM(config)
 
 
-_PROGRESS = {"show": False}
+_PROGRESS = {"show": True}
 
 
-def train_stage(model, tokenizer, dataset: Dataset, cfg: ZooConfig, epochs: float, lr: float) -> dict[str, Any]:
-    """Train ``model`` in place with a plain :class:`Trainer`; returns the train metrics."""
+class StageProgress(TrainerCallback):
+    """One progress bar per trained stage: which stage, steps done, elapsed and estimated time left, last loss.
+
+    Uses ``huggingface_hub``'s tqdm, so ``HF_HUB_DISABLE_PROGRESS_BARS=1`` hides it; :func:`set_progress` too.
+    """
+
+    def __init__(self, label: str, position: int = 0):
+        self.label, self.position, self.bar = label, position, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from huggingface_hub.utils import tqdm
+
+        self.bar = tqdm(total=state.max_steps, desc=self.label, unit="step", position=self.position, leave=True,
+                        dynamic_ncols=True, disable=not _PROGRESS["show"])
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def train_stage(model, tokenizer, dataset: Dataset, cfg: ZooConfig, epochs: float, lr: float,
+                label: str = "hfcl zoo: training", position: int = 0) -> dict[str, Any]:
+    """Train ``model`` in place with a plain :class:`Trainer` (progress: one :class:`StageProgress` bar named
+    ``label``); returns the train metrics."""
     with tempfile.TemporaryDirectory(prefix="hfcl-zoo-") as tmp:
         args = TrainingArguments(
             output_dir=tmp, per_device_train_batch_size=cfg.batch_size, num_train_epochs=epochs, learning_rate=lr,
             lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.0, adam_beta2=0.98,
-            max_grad_norm=1.0, logging_steps=50, save_strategy="no",
-            logging_strategy="steps" if _PROGRESS["show"] else "no", report_to=[], use_cpu=True, seed=cfg.train_seed,
-            data_seed=cfg.train_seed, train_sampling_strategy="group_by_length", dataloader_num_workers=0,
-            disable_tqdm=not _PROGRESS["show"],
+            max_grad_norm=1.0, logging_steps=50, save_strategy="no", logging_strategy="steps", report_to=[],
+            use_cpu=True, seed=cfg.train_seed, data_seed=cfg.train_seed, train_sampling_strategy="group_by_length",
+            dataloader_num_workers=0, dataloader_pin_memory=False, disable_tqdm=True,
         )
         collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
-        trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
+        trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
+                          callbacks=[StageProgress(label, position)])
+        trainer.remove_callback(PrinterCallback)  # the bar shows the loss; no dict printed per log line
         result = trainer.train()
     model.eval()
     return dict(result.metrics)
 
 
 def set_progress(show: bool) -> None:
-    """Show Trainer progress bars while building (the CLI turns this on)."""
+    """Show (default) or hide the per-stage progress bar while building."""
     _PROGRESS["show"] = show
 
 
@@ -146,4 +180,4 @@ def greedy_answers(model, tokenizer, questions: list[str], max_new_tokens: int =
     return answers
 
 
-__all__ = ["stage_dataset", "new_model", "train_stage", "greedy_answers", "tokenizer_corpus", "RETAIN_OF"]
+__all__ = ["RETAIN_OF", "greedy_answers", "new_model", "stage_dataset", "tokenizer_corpus", "train_stage"]

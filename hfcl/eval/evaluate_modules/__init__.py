@@ -6,13 +6,16 @@
 0.5
 
 ``evaluate.load("rouge")`` fetches its script from the Hub and fails offline; these modules only import hfcl.
+Every metric of the registry (:mod:`hfcl.eval.metrics.registry`) whose first input is a per-example column also
+loads by its name, through the ``hfcl_metric`` module (``load("forget_prob")`` = ``load("hfcl_metric",
+"forget_prob")``), so a newly registered metric is an evaluate module at once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-MODULES = ("hfcl_rouge", "hfcl_truth_ratio", "hfcl_forget_quality", "hfcl_mia_auc", "hfcl_continual")
+MODULES = ("hfcl_rouge", "hfcl_truth_ratio", "hfcl_forget_quality", "hfcl_mia_auc", "hfcl_continual", "hfcl_metric")
 
 
 def module_path(name: str) -> str:
@@ -24,8 +27,19 @@ def module_path(name: str) -> str:
     return str(Path(__file__).parent / name)
 
 
-def load(name: str, **kwargs):
-    """``evaluate.load`` of one of :data:`MODULES` by path."""
+def registered_metrics() -> list[str]:
+    """The registered metrics that load as evaluate modules by name (their first input is a per-example column)."""
+    from ..metrics.registry import METRICS
+
+    return [m.name for m in METRICS.values() if m.feature is not None and m.inputs]
+
+
+def load(name: str, config_name: str | None = None, **kwargs):
+    """``evaluate.load`` of one of :data:`MODULES` by path, or of a registered metric by its name."""
     import evaluate
 
+    if name not in MODULES and name in registered_metrics():
+        name, config_name = "hfcl_metric", name
+    if config_name is not None:
+        kwargs["config_name"] = config_name
     return evaluate.load(module_path(name), **kwargs)

@@ -1,4 +1,5 @@
-"""Pure metric functions (numpy in, floats out), each unit-tested against hand-computed values."""
+"""Pure metric functions (numpy in, floats out), each unit-tested against hand-computed values, and the metric
+registry (:mod:`.registry`; the built-in registrations are in :mod:`.catalog`)."""
 
 from .continual import (
     average_forgetting,
@@ -12,6 +13,17 @@ from .continual import (
 )
 from .memorization import exact_memorization, extraction_strength
 from .mia import loss_score, mia_auc, min_k_plus_plus_score, min_k_score, privleak, reference_score, zlib_score
+from .registry import (
+    DEFINITIONS,
+    METRICS,
+    Metric,
+    MetricDefinition,
+    compute_metrics,
+    get_metric,
+    metrics_for,
+    register_metric,
+    unregister_metric,
+)
 from .rouge import rouge_l_f1, rouge_l_recall, rouge_scores
 from .tofu import (
     MODEL_UTILITY_KEYS,
@@ -26,11 +38,45 @@ from .tofu import (
 )
 
 __all__ = [
-    "answer_probability", "normalized_probability", "truth_ratio", "truth_ratio_closer_to_1",
-    "truth_ratio_true_better", "forget_quality", "harmonic_mean", "model_utility", "MODEL_UTILITY_KEYS",
-    "rouge_scores", "rouge_l_recall", "rouge_l_f1",
-    "loss_score", "zlib_score", "min_k_score", "min_k_plus_plus_score", "reference_score", "mia_auc", "privleak",
-    "exact_memorization", "extraction_strength",
-    "final_average_accuracy", "average_incremental_accuracy", "backward_transfer", "forward_transfer",
-    "forgetting_per_task", "average_forgetting", "intransigence", "continual_metrics",
+    "DEFINITIONS",
+    "METRICS",
+    "MODEL_UTILITY_KEYS",
+    "Metric",
+    "MetricDefinition",
+    "answer_probability",
+    "average_forgetting",
+    "average_incremental_accuracy",
+    "backward_transfer",
+    "compute_metrics",
+    "continual_metrics",
+    "exact_memorization",
+    "extraction_strength",
+    "final_average_accuracy",
+    "forget_quality",
+    "forgetting_per_task",
+    "forward_transfer",
+    "get_metric",
+    "harmonic_mean",
+    "intransigence",
+    "loss_score",
+    "mean",
+    "metrics_for",
+    "mia_auc",
+    "min_k_plus_plus_score",
+    "min_k_score",
+    "model_utility",
+    "normalized_probability",
+    "privleak",
+    "reference_score",
+    "register_metric",
+    "rouge_l_f1",
+    "rouge_l_recall",
+    "rouge_scores",
+    "truth_ratio",
+    "truth_ratio_closer_to_1",
+    "truth_ratio_true_better",
+    "unregister_metric",
+    "zlib_score",
 ]
+
+from .catalog import mean  # registers the built-in metrics

@@ -71,8 +71,9 @@ def forget_quality(model_ratios, reference_ratios) -> float:
     evaluated model and those of the retain-only model. 1.0 for identical samples; TOFU reads p > 0.05 as
     "indistinguishable from never having trained on the forget set".
 
-    KS is invariant under strictly monotone maps, so TOFU's ``exp(perturbed - paraphrased)`` (``1/R``) and
-    OpenUnlearning's ``1/(R + 1e-10)`` give the same p-value as ``R``.
+    OpenUnlearning's ``ks_test`` compares the same per-question ratios ``R = p_wrong / (p_correct + 1e-10)`` (the
+    ``forget_truth_ratio`` values before aggregation); legacy TOFU compared ``exp(perturbed - paraphrased)`` = ``1/R``.
+    KS is invariant under strictly monotone maps, so all of these give the same p-value.
     """
     a = np.asarray(model_ratios, dtype=np.float64)
     b = np.asarray(reference_ratios, dtype=np.float64)

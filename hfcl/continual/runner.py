@@ -1,0 +1,302 @@
+"""Train a stream task after task, fill the accuracy matrix R, and write one run directory.
+
+``R`` has ``T + 1`` rows: row 0 scores the model before any task, row ``i`` after tasks ``1..i``; column ``j`` is
+task ``j``'s metric on its eval rows. ACC, A_inc, BWT, FWT and average forgetting come from
+:func:`hfcl.eval.continual_report` (one tested definition).
+
+Run directory (atomic: written under a temporary name, renamed at the end)::
+
+    OUT/  final model or adapter (O-LoRA: the per-task adapters combined by hfcl.compose) + tokenizer
+          accuracy_matrix.json  eval_report.json (suite "continual")  plots/accuracy_matrix.png  hfcl_run.json
+          stages/task-K-NAME/   the model or adapter after task K (+ adapters/ for O-LoRA)
+
+While the stream runs, stages and Trainer checkpoints live in ``.OUT.work/`` beside it; with
+``resume_from_checkpoint`` a run continues there at the first unfinished task (inside it from its latest
+``checkpoint-N`` when ``save_strategy`` made one), with the replay buffer, Fisher, anchors and teachers restored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError, OutputExistsError
+from ..utils.io import atomic_directory, atomic_write_json
+from ..utils.logging import get_logger
+from .config import ContinualConfig
+from .stream import TaskStream
+
+logger = get_logger(__name__)
+STATE_FILE = "continual_state.safetensors"
+STAGE_FILE = "stage.json"
+
+
+@dataclass
+class ContinualResult:
+    """What a stream run produced."""
+
+    tasks: list[str]
+    metrics: list[str]
+    R: list[list[float]]
+    probe: list[float] | None
+    report: Any
+    output_dir: Path | None
+    stage_seconds: list[float] = field(default_factory=list)
+    monitor: list[dict[str, float]] = field(default_factory=list)
+    trainer: Any = None
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        a = self.report.aggregates
+        probe_change = None if not self.probe else self.probe[-1] - self.probe[0]
+        return {"acc": a["final_average_accuracy"], "a_inc": a["average_incremental_accuracy"],
+                "bwt": a["backward_transfer"], "fwt": a["forward_transfer"], "forgetting": a["average_forgetting"],
+                "probe_change": probe_change}
+
+
+def _stage_dir(work: Path, k: int, name: str) -> Path:
+    return work / "stages" / f"task-{k + 1}-{name}"
+
+
+def _peft_weights(trainer) -> dict[str, torch.Tensor]:
+    return {f"weights.{n}": p.detach().cpu().contiguous() for n, p in trainer.unwrapped.named_parameters()
+            if "lora_" in n}
+
+
+def _save_stage(trainer, stage: Path, record: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    trainer.save_model(str(stage))
+    if trainer.is_world_process_zero():
+        tensors, meta = trainer.continual_state()
+        if trainer.is_peft:
+            tensors.update(_peft_weights(trainer))
+        save_file(tensors, str(stage / STATE_FILE))
+        atomic_write_json(stage / STAGE_FILE, {**record, "continual_state": meta})
+    trainer.accelerator.wait_for_everyone()
+
+
+def _completed_stages(work: Path, stream: TaskStream) -> list[Path]:
+    done = []
+    for k, task in enumerate(stream.tasks):
+        stage = _stage_dir(work, k, task.name)
+        if not (stage / STAGE_FILE).is_file():
+            break
+        done.append(stage)
+    return done
+
+
+def _restore(trainer, stage: Path, stream: TaskStream) -> dict[str, Any]:
+    """Load the weights and the stream state saved after a completed task."""
+    from safetensors.torch import load_file
+
+    record = json.loads((stage / STAGE_FILE).read_text())
+    tensors = load_file(str(stage / STATE_FILE))
+    meta = record["continual_state"]
+    model = trainer.unwrapped
+    if trainer.is_peft:
+        for state in meta["strategies"]:  # O-LoRA: re-create the per-task adapters before loading their weights
+            if state["name"] == "olora":
+                import copy
+
+                for name in state["adapters"]:
+                    if name not in model.peft_config:
+                        model.add_adapter(name, copy.deepcopy(model.peft_config["default"]))
+        weights = {k[len("weights."):]: v for k, v in tensors.items() if k.startswith("weights.")}
+    else:
+        weights = load_file(str(stage / "model.safetensors"))
+    params = dict(model.named_parameters())
+    if not any(n in params for n in weights):
+        raise ConfigError(f"Cannot resume from {str(stage)!r}: its weights match no parameter of the model.")
+    with torch.no_grad():
+        for n, v in weights.items():
+            if n in params:  # a tied duplicate (lm_head) is not a parameter of its own
+                params[n].copy_(v.to(params[n].device, params[n].dtype))
+    done = int(meta["tasks_done"])
+    trainer.load_continual_state(tensors, meta, [t.train for t in stream.tasks[:done]])
+    return record
+
+
+def _latest_checkpoint(folder: Path) -> str | None:
+    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def check_run(stream: TaskStream, config: ContinualConfig, is_peft: bool) -> None:
+    """Every error that can be known before training."""
+    from .strategies import STRATEGIES
+
+    stream.validate()
+    for name in config.strategy_names:
+        if STRATEGIES[name].needs_peft and not is_peft:
+            raise ConfigError(f"Strategy {name!r} needs a PEFT (LoRA) model: pass peft_config (CLI: --lora true).")
+
+
+def run_stream(stream: TaskStream, config: ContinualConfig, model, tokenizer, peft_config=None,
+               overwrite: bool = False, record: dict[str, Any] | None = None, monitor_every: int = 0,
+               stop_after: int | None = None, write: bool = True, callbacks=None) -> ContinualResult:
+    """Train ``stream`` with ``config`` from ``model`` and write the run directory ``config.output_dir``.
+
+    ``config.resume_from_checkpoint`` (any value) continues an interrupted run. ``stop_after=k`` stops after task
+    ``k`` leaving the work folder in place (what an interruption leaves; used by the resume test). ``write=False``
+    returns R without writing the final run directory (benchmarks). ``callbacks`` are added to the Trainer.
+    """
+    from transformers import set_seed
+
+    from ..eval.continual import continual_report
+    from .callbacks import ForgettingMonitor
+    from .scoring import score_tasks
+    from .trainer import ContinualTrainer
+
+    check_run(stream, config, peft_config is not None or hasattr(model, "peft_config"))
+    out = Path(config.output_dir)
+    resume = bool(config.resume_from_checkpoint)
+    if write and out.exists() and not overwrite and not resume:
+        raise OutputExistsError(f"Output directory {str(out)!r} already exists; pass --overwrite true or choose "
+                                "another --output_dir.")
+    work = out.parent / f".{out.name}.work"
+    if work.exists() and not resume:
+        shutil.rmtree(work, ignore_errors=True)
+    push_repo = (config.hub_model_id or out.name) if config.push_to_hub else None
+    config.push_to_hub = False
+    config.output_dir = str(work / "checkpoints")
+    start = time.time()
+    set_seed(config.seed)
+    callbacks = list(callbacks or [])
+    monitor = None
+    if stream.probe is not None:
+        monitor = ForgettingMonitor(tokenizer, stream.probe.eval, every_n_steps=monitor_every,
+                                    max_length=config.max_length, batch_size=config.per_device_eval_batch_size)
+        callbacks.append(monitor)
+    trainer = ContinualTrainer(model, config, processing_class=tokenizer, peft_config=peft_config,
+                               callbacks=callbacks)
+    scored = list(stream.tasks) + ([stream.probe] if stream.probe is not None else [])
+
+    def score() -> tuple[list[float], float | None]:
+        values = score_tasks(trainer.unwrapped, tokenizer, scored, batch_size=config.per_device_eval_batch_size,
+                             max_length=config.max_length)
+        return values[:len(stream)], (values[len(stream)] if stream.probe is not None else None)
+
+    R: list[list[float]] = []
+    probe: list[float] = []
+    seconds: list[float] = []
+    first = 0
+    done = _completed_stages(work, stream) if resume else []
+    if done:
+        saved = _restore(trainer, done[-1], stream)
+        R, probe, seconds = saved["R"], saved["probe"], saved["stage_seconds"]
+        first = len(done)
+        logger.info("Resuming %s at task %d/%d.", stream.name, first + 1, len(stream))
+    else:
+        row, p = score()
+        R.append(row)
+        probe.append(p)
+    for k in range(first, len(stream)):
+        task = stream.tasks[k]
+        stage = _stage_dir(work, k, task.name)
+        checkpoint = _latest_checkpoint(Path(config.output_dir) / f"task-{k + 1}-{task.name}") if resume else None
+        set_seed(config.seed + k)
+        began = time.time()
+        trainer.train_task(k, task.train, name=task.name, resume_from_checkpoint=checkpoint)
+        row, p = score()
+        R.append(row)
+        probe.append(p)
+        seconds.append(round(time.time() - began, 3))
+        logger.info("After %s: %s", task.name, ", ".join(f"{n}={v:.3f}" for n, v in zip(stream.names, row)))
+        _save_stage(trainer, stage, {"task": k + 1, "name": task.name, "R": R, "probe": probe,
+                                     "stage_seconds": seconds})
+        if stop_after is not None and k + 1 >= stop_after and k + 1 < len(stream):
+            return ContinualResult(stream.names, stream.metrics, R, probe if stream.probe else None, None, None,
+                                   seconds, monitor.history if monitor else [], trainer)
+    metric = stream.metrics[0] if len(set(stream.metrics)) == 1 else ",".join(stream.metrics)
+    report = continual_report(R, stream.names, task_metric=metric, seed=config.seed,
+                              model={"id": str(getattr(trainer.unwrapped, "name_or_path", "")),
+                                     "strategy": config.strategy})
+    result = ContinualResult(stream.names, stream.metrics, R, probe if stream.probe else None, report, None,
+                             seconds, monitor.history if monitor else [], trainer)
+    config.output_dir = str(out)
+    if write:
+        record = run_record(stream, config, result, record or {}, time.time() - start)
+        if trainer.is_world_process_zero():
+            write_run_dir(out, trainer, tokenizer, work, result, record, overwrite or resume)
+        trainer.accelerator.wait_for_everyone()
+        result.output_dir = out
+        if trainer.is_world_process_zero():
+            shutil.rmtree(work, ignore_errors=True)
+        if push_repo and trainer.is_world_process_zero():
+            from ..hub import push_training_output
+
+            push_training_output(config, out, repo_id=push_repo)
+    return result
+
+
+def accuracy_matrix_payload(result: ContinualResult, probe_name: str | None = None) -> dict[str, Any]:
+    """``accuracy_matrix.json``: R as rows, its tasks and metric, and the derived metrics."""
+    s = result.summary
+    per_task = result.report.per_example["tasks"]["forgetting"]
+    return {"tasks": result.tasks, "metric": result.metrics[0] if len(set(result.metrics)) == 1 else result.metrics,
+            "matrix": result.R, "rows": ["before"] + [f"after {t}" for t in result.tasks],
+            "acc": s["acc"], "a_inc": s["a_inc"], "bwt": s["bwt"], "fwt": s["fwt"], "forgetting": s["forgetting"],
+            "forgetting_per_task": per_task,
+            "probe": None if result.probe is None else {"name": probe_name, "scores": result.probe,
+                                                        "change": s["probe_change"]},
+            "definitions": {"R": "R[i][j] = task j's metric after training tasks 1..i; row 0 = before any task",
+                            "forgetting": "Chaudhry et al. 2018: mean over j<T of max_{l<T} R[l][j] - R[T][j]",
+                            "fwt": "mean over j>=2 of R[j-1][j] - R[0][j]"}}
+
+
+def run_record(stream: TaskStream, config: ContinualConfig, result: ContinualResult, extra: dict[str, Any],
+               seconds: float) -> dict[str, Any]:
+    from ..utils.provenance import provenance
+
+    settings = {k: v for k, v in config.to_dict().items() if not k.startswith("_")}
+    return {"command": "continual", "method": config.strategy, "strategies": config.strategy_names,
+            "config": settings, "stream": stream.describe(), "seed": config.seed,
+            "wall_seconds": round(seconds, 2), "stage_seconds": result.stage_seconds,
+            "accuracy_matrix": result.R, "probe": result.probe, "forgetting_monitor": result.monitor,
+            **extra, "provenance": provenance()}
+
+
+def write_run_dir(out: Path, trainer, tokenizer, work: Path, result: ContinualResult, record: dict[str, Any],
+                  overwrite: bool) -> None:
+    from ..hub.plots import accuracy_matrix
+    from .strategies.olora import OLoRA, merged_adapter
+
+    olora = next((s for s in trainer.strategies if isinstance(s, OLoRA)), None)
+    stream_probe = (record.get("stream") or {}).get("probe") or {}
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        if olora is not None:
+            from ..compose import save_adapter
+
+            composed = merged_adapter(trainer.unwrapped, olora.adapters, trainer.args.olora_merge)
+            save_adapter(composed.adapter, tmp, overwrite=True,
+                         base_model_name_or_path=trainer.unwrapped.peft_config["default"].base_model_name_or_path,
+                         tokenizer=tokenizer)
+            trainer.save_model(str(tmp / "adapters"))
+            record["olora"] = {"adapters": olora.adapters, "merge": trainer.args.olora_merge}
+        else:
+            trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        stages = work / "stages"
+        if stages.is_dir():
+            shutil.copytree(stages, tmp / "stages")
+        atomic_write_json(tmp / "accuracy_matrix.json", accuracy_matrix_payload(result, stream_probe.get("name")))
+        result.report.save(tmp / "eval_report.json")
+        rel, png = accuracy_matrix(result.R, result.tasks)
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / rel).write_bytes(png)
+        atomic_write_json(tmp / "hfcl_run.json", record)
+
+
+def config_dict(config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+__all__ = ["ContinualResult", "accuracy_matrix_payload", "check_run", "run_stream"]

@@ -1,0 +1,87 @@
+"""The strategy interface: hooks the :class:`~hfcl.continual.ContinualTrainer` calls, and the registry.
+
+A strategy is a small object that lives for the whole stream (its state carries over between tasks and is saved with
+every stage for resuming). Every hook is optional:
+
+* ``begin_task(trainer, k)`` before task ``k`` trains (snapshots, new adapters);
+* ``training_rows(trainer, k, rows) -> rows`` the tokenized rows task ``k`` trains on (replay mixes here);
+* ``penalty(trainer, model, inputs, outputs) -> [Term]`` loss terms of one micro-batch, scaled by the trainer's one
+  helper so each is counted once per optimizer step;
+* ``on_optimizer_step(trainer)`` after every optimizer step (EMA);
+* ``end_task(trainer, k)`` after task ``k`` trained (Fisher, buffer update);
+* ``state_dict()`` / ``load_state_dict(state)``: tensors under ``"tensors"``, JSON-able values elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+
+@dataclass
+class Term:
+    """A loss term of one micro-batch.
+
+    ``kind="step"``: a function of the parameters only (EWC, L2, O-LoRA), the same for every micro-batch of a step;
+    the trainer counts it once per optimizer step. ``kind="token"``: a *sum* over this micro-batch's answer tokens
+    (LwF's KL); the trainer divides it by the answer tokens of the whole step, exactly like the task loss.
+    """
+
+    name: str
+    value: torch.Tensor
+    kind: Literal["step", "token"] = "step"
+
+
+class Strategy:
+    """Base class: does nothing (which is the ``naive`` strategy)."""
+
+    name = "naive"
+    needs_peft = False
+
+    def __init__(self, args) -> None:
+        self.args = args
+
+    def setup(self, trainer) -> None:
+        """Called once the trainer exists; raise a ConfigError here for an unusable combination."""
+
+    def begin_task(self, trainer, task_index: int) -> None:
+        pass
+
+    def training_rows(self, trainer, task_index: int, rows: list[dict]) -> list[dict]:
+        return rows
+
+    def penalty(self, trainer, model, inputs: dict[str, Any], outputs) -> list[Term]:
+        return []
+
+    def on_optimizer_step(self, trainer) -> None:
+        pass
+
+    def end_task(self, trainer, task_index: int) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def snapshot(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached fp32 copies of (unwrapped) parameters: never a deepcopy of a wrapped model."""
+    return {n: p.detach().float().clone() for n, p in params.items()}
+
+
+def squared_distance(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor],
+                     weight: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """``Σ_i w_i (θ_i − θ*_i)²`` over the names in ``anchor`` (``w = 1`` without ``weight``)."""
+    total = None
+    for name, ref in anchor.items():
+        p = params[name]
+        diff = (p.float() - ref.to(p.device)).square()
+        term = (diff * weight[name].to(p.device)).sum() if weight is not None else diff.sum()
+        total = term if total is None else total + term
+    if total is None:
+        return torch.zeros(())
+    return total

@@ -1,0 +1,136 @@
+"""Parameter-space regularizers: EWC, online EWC (diagonal Fisher at each task boundary) and L2 to the previous task.
+
+Formulas (research/continual.md §3.1, §3.2, §3.9):
+
+* EWC: ``Σ_{k<t} (λ/2) Σ_i F_{k,i} (θ_i − θ*_{k,i})²`` with one (θ*_k, F_k) pair kept per earlier task;
+* online EWC: one running pair, ``F̃ ← γ·F̃ + F_t`` and θ* = the weights after the last task;
+* L2: ``(λ/2) ‖θ − θ_prev‖²`` with θ_prev the weights before the current task (L2-to-init for the first task).
+
+The Fisher is the empirical diagonal one, averaged over mini-batches of the task's training rows
+(``E_batch[(∂ NLL_batch/∂θ)²]``), computed on the unwrapped model with ``torch.autograd.grad`` (so no gradient buffer
+or data-parallel hook is touched), on every process over all rows (identical on every rank), and normalised to mean
+1 so that λ does not depend on the model size or token counts.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .base import Strategy, Term, snapshot, squared_distance
+
+
+def anchored(params: dict[str, torch.Tensor], regex: str | None) -> dict[str, torch.Tensor]:
+    """The parameters a regularizer anchors: every one, or those whose name matches ``regex``."""
+    if regex is None:
+        return params
+    pattern = re.compile(regex)
+    return {n: p for n, p in params.items() if pattern.search(n)}
+
+
+def empirical_fisher(trainer, rows: list[dict], params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Mean over mini-batches of the squared gradient of the batch NLL (answer tokens), normalised to mean 1."""
+    model = trainer.unwrapped
+    was_training = model.training
+    model.eval()
+    names = list(params)
+    fisher = {n: torch.zeros_like(params[n], dtype=torch.float32) for n in names}
+    bs = trainer.args.per_device_eval_batch_size
+    batches = 0
+    for start in range(0, len(rows), bs):
+        batch = trainer.collate(rows[start:start + bs])
+        with torch.enable_grad():
+            loss = model(**batch).loss
+            grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
+        for n, g in zip(names, grads):
+            if g is not None:
+                fisher[n] += g.detach().float().square()
+        batches += 1
+    model.train(was_training)
+    total = sum(f.sum() for f in fisher.values())
+    count = sum(f.numel() for f in fisher.values())
+    mean = float(total) / max(count, 1) / max(batches, 1)
+    scale = 1.0 / (batches * mean) if mean > 0 else 0.0
+    return {n: f * scale for n, f in fisher.items()}
+
+
+class EWC(Strategy):
+    """Elastic weight consolidation with one anchor and Fisher per earlier task (memory 2P per task)."""
+
+    name = "ewc"
+    online = False
+
+    def __init__(self, args) -> None:
+        super().__init__(args)
+        self.anchors: list[dict[str, torch.Tensor]] = []
+        self.fishers: list[dict[str, torch.Tensor]] = []
+
+    def end_task(self, trainer, task_index):
+        params = anchored(trainer.trainable_params(), self.args.l2_params_regex)
+        rows = trainer.task_rows[task_index]
+        if self.args.ewc_fisher_max_examples:
+            rows = rows[: self.args.ewc_fisher_max_examples]
+        fisher = empirical_fisher(trainer, rows, params)
+        anchor = snapshot(params)
+        if self.online and self.fishers:
+            fisher = {n: self.args.ewc_gamma * self.fishers[0][n] + f for n, f in fisher.items()}
+            self.anchors, self.fishers = [anchor], [fisher]
+        else:
+            self.anchors.append(anchor)
+            self.fishers.append(fisher)
+
+    def penalty(self, trainer, model, inputs, outputs):
+        if not self.anchors:
+            return []
+        params = trainer.all_params()
+        total = sum(squared_distance(params, a, f) for a, f in zip(self.anchors, self.fishers))
+        return [Term(self.name, 0.5 * self.args.ewc_lambda * total)]
+
+    def state_dict(self):
+        tensors = {}
+        for k, (a, f) in enumerate(zip(self.anchors, self.fishers)):
+            tensors.update({f"anchor.{k}.{n}": v for n, v in a.items()})
+            tensors.update({f"fisher.{k}.{n}": v for n, v in f.items()})
+        return {"count": len(self.anchors), "tensors": tensors}
+
+    def load_state_dict(self, state):
+        tensors = state.get("tensors", {})
+        self.anchors, self.fishers = [], []
+        for k in range(int(state["count"])):
+            self.anchors.append({n[len(f"anchor.{k}."):]: v for n, v in tensors.items()
+                                 if n.startswith(f"anchor.{k}.")})
+            self.fishers.append({n[len(f"fisher.{k}."):]: v for n, v in tensors.items()
+                                 if n.startswith(f"fisher.{k}.")})
+
+
+class OnlineEWC(EWC):
+    """Online EWC (Progress & Compress): one running Fisher ``F̃ ← γ·F̃ + F_t`` and the last task's weights."""
+
+    name = "online_ewc"
+    online = True
+
+
+class L2(Strategy):
+    """L2 to the weights the current task started from (the previous task's result)."""
+
+    name = "l2"
+
+    def __init__(self, args) -> None:
+        super().__init__(args)
+        self.anchor: dict[str, torch.Tensor] = {}
+
+    def begin_task(self, trainer, task_index):
+        self.anchor = snapshot(anchored(trainer.trainable_params(), self.args.l2_params_regex))
+
+    def penalty(self, trainer, model, inputs, outputs):
+        if not self.anchor:
+            return []
+        return [Term(self.name, 0.5 * self.args.l2_lambda * squared_distance(trainer.all_params(),
+                                                                               self.anchor))]
+
+    def state_dict(self):
+        return {"tensors": {f"anchor.{n}": v for n, v in self.anchor.items()}}
+
+    def load_state_dict(self, state):
+        self.anchor = {n[len("anchor."):]: v for n, v in state.get("tensors", {}).items()}

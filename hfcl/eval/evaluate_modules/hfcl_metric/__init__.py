@@ -1,0 +1,1 @@
+"""The `hfcl_metric` evaluate module (a package only so that it installs with hfcl)."""
