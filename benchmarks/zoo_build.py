@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="Build into HF_HOME instead of a temporary cache.")
     parser.add_argument("--from_cache", action="store_true",
                         help="Build nothing: report the build times recorded by the zoo already in HF_HOME.")
+    parser.add_argument("--build_note", default="",
+                        help="With --from_cache: what the machine was doing during that build (e.g. 'load 11-13').")
     add_json_flag(parser)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="Override a ZooConfig field of the preset (repeatable), e.g. --set hidden_size=192.")
@@ -107,7 +109,7 @@ def main() -> None:
     console.print(q)
     built = (markers["target"].get("provenance") or {})
     when = f"built {built.get('created_at', '?')}, {(built.get('hardware') or {}).get('cpu_count', '?')} CPUs" \
-        if args.from_cache else "this run"
+        + (f", {args.build_note}" if args.build_note else "") if args.from_cache else "this run"
     record.add(f"cold build of the embedded {args.preset} zoo (tokenizer, base, target, retain)",
                f"**{total_wall / 60:.1f} min** wall (base {cold['base']:.0f} s, then target and retain side by side "
                f"{max(cold['target'], cold['retain']):.0f} s; {when})", timed=not args.from_cache, order=10,

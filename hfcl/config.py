@@ -42,6 +42,8 @@ DEPRECATED_ALIASES: dict[str, tuple[str, ...]] = {
     "epochs": ("num_train_epochs",),
     "batch_size": ("per_device_train_batch_size", "per_device_eval_batch_size"),
     "preset": ("zoo",),
+    "repo_id": ("hub_model_id",),  # push / push-space now use the trainers' (TrainingArguments') name
+    "push": ("hub_model_id",),  # the demo's `--push REPO`
 }
 
 #: Dataclass fields whose Python name stays (a cache key or a library API uses it) but whose flag and YAML key follow

@@ -8,7 +8,7 @@
 5. ``transfer``: an adapter trained on ``base`` moved to the updated ``base-v2``, with the share of its gain kept;
 6. ``eval``: the TOFU suite (forget quality, model utility, PrivLeak, MIA) for target, retain and unlearned;
 7. ``card``: the unlearned run's eval card (README.md with model-index, tables, plots), written locally;
-then, on request, ``--push REPO`` shares the run on the Hub and ``--space`` serves the models side by side.
+then, on request, ``--hub_model_id REPO`` shares the run on the Hub and ``--space`` serves the models side by side.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ class DemoArguments:
     steps: str = field(default=",".join(STEPS), metadata={"help": "Comma-separated chapters to run after the "
                                                                    "target/retain comparison, in order: "
                                                                    + ", ".join(STEPS) + "."})
-    push: str = field(default=None, metadata={"help": "Hub repo id (user/name) to push the unlearned run, its eval "
-                                                      "card and the forget/retain data to; off by default."})
+    hub_model_id: str = field(default=None, metadata={
+        "help": "Hub repo id (user/name) to push the unlearned run, its eval card and the forget/retain data to; off "
+                "by default. `--push REPO` still works for one release."})
     space: bool = field(default=False, metadata={"help": "At the end, serve the Gradio Space with target, retain "
                                                          "and the unlearned model side by side (blocks until "
                                                          "Ctrl+C)."})
@@ -61,8 +62,8 @@ class DemoArguments:
         if "card" in chosen and not {"unlearn", "eval"} <= set(chosen):
             raise ConfigError("steps: 'card' needs 'unlearn' and 'eval' (the card shows the unlearned model's "
                               "evaluation); add them or drop 'card'.")
-        if self.push and "card" not in chosen:
-            raise ConfigError("push: pushing needs the 'unlearn', 'eval' and 'card' steps.")
+        if self.hub_model_id and "card" not in chosen:
+            raise ConfigError("hub_model_id: pushing needs the 'unlearn', 'eval' and 'card' steps.")
         return chosen
 
 
@@ -201,11 +202,11 @@ def _run_chapters(args: DemoArguments, cfg: ZooConfig, splits, results: dict[str
         readme = write_eval_card(results["unlearned_dir"], report=reports["unlearned"], comparisons=comparisons)
         results["card"] = str(readme)
         console.print(f"Eval card written to [bold]{readme}[/] (model-index metadata, tables and plots).")
-        if args.push:
+        if args.hub_model_id:
             from .data import load_tofu
             from .hub import push_demo
 
-            pushed = push_demo(results["unlearned_dir"], args.push, report=reports["unlearned"],
+            pushed = push_demo(results["unlearned_dir"], args.hub_model_id, report=reports["unlearned"],
                                comparisons=comparisons, splits=load_tofu(args.forget_split, world_config=cfg))
             results["pushed"] = pushed
             for result in pushed.values():

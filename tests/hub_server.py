@@ -3,8 +3,9 @@
 It speaks the endpoints that ``huggingface_hub`` 2.x, ``transformers``, ``peft`` and ``datasets`` call for model,
 adapter, dataset and Space repos (see ``research/hub_ecosystem.md`` §3): whoami, repo create/delete, validate-yaml,
 preupload, NDJSON commit (regular base64 files and LFS pointers), the LFS batch/upload/verify protocol, resolve
-(HEAD/GET with ``Range``), repo info, tree, paths-info, branches, tags, refs, pull requests (``create_pr=1`` and the
-discussions API). Repos live in memory with immutable per-commit snapshots. Xet is not emulated: run the client with
+(HEAD/GET with ``Range``), repo info, tree, paths-info, branches, tags, refs, pull requests (``create_pr=1``; the
+discussions API: create, list newest first with type/status/author filters, details with the description as first
+comment). Repos live in memory with immutable per-commit snapshots. Xet is not emulated: run the client with
 ``HF_HUB_DISABLE_XET=1`` (LFS mode), or answer ``uploadMode: regular`` for everything (``HubState.upload_mode``).
 
 It binds 127.0.0.1 on a random port, serves each connection on a daemon thread (at most ``max_connections`` at

@@ -30,6 +30,9 @@ SYNONYMS = {
     "zoo_preset": "zoo",
     "dryrun": "dry_run", "dry_run_folder": "dry_run_dir",
     "force_overwrite": "overwrite",
+    # the Hub repo is --hub_model_id everywhere: the trainers inherit it from TrainingArguments, push/push-space too
+    "repo_id": "hub_model_id", "repo": "hub_model_id", "hub_repo_id": "hub_model_id", "hub_repo": "hub_model_id",
+    "push": "hub_model_id",  # `hfcl demo --push REPO`; the bool that pushes is --push_to_hub
 }
 ZOO_RECIPES = {"default", "tiny"}
 
@@ -79,6 +82,9 @@ def test_every_command_spells_each_concept_once():
     assert {"demo", "unlearn", "eval", "compose", "extract-lora", "transfer task", "push", "push-space"} <= set(parsers)
     problems = {name: spelling_problems(p) for name, p in parsers.items()}
     assert {name: found for name, found in problems.items() if found} == {}
+    # one name for the Hub repo: the trainers' inherited --hub_model_id is also push's and push-space's
+    for name in ("unlearn", "push", "push-space", "demo"):
+        assert "--hub_model_id" in parsers[name]._option_string_actions, name
 
 
 def test_old_spellings_are_hidden_aliases_of_the_canonical_flags():
@@ -90,8 +96,10 @@ def test_old_spellings_are_hidden_aliases_of_the_canonical_flags():
                 "negate": {"--r": "lora_r", "--epochs": "num_train_epochs", "--preset": "zoo",
                            "--batch_size": "per_device_train_batch_size"},
                 "transfer task": {"--epochs": "num_train_epochs"},
-                "demo": {"--preset": "zoo"}, "zoo": {"--preset": "zoo"}, "space": {"--preset": "zoo"},
-                "push-space": {"--preset": "zoo"}}
+                "zoo": {"--preset": "zoo"}, "space": {"--preset": "zoo"},
+                "push-space": {"--preset": "zoo", "--repo_id": "hub_model_id", "--repo-id": "hub_model_id"},
+                "push": {"--repo_id": "hub_model_id", "--repo-id": "hub_model_id"},
+                "demo": {"--preset": "zoo", "--push": "hub_model_id"}}
     for command, aliases in expected.items():
         actions = parsers[command]._option_string_actions
         for old, new in aliases.items():

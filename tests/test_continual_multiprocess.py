@@ -1,4 +1,9 @@
-"""``accelerate launch --num_processes 2`` (CPU, gloo): replay + EWC fill the same R as one process."""
+"""``accelerate launch --num_processes 2`` (CPU, gloo; ``--multi_gpu`` falls back to MULTI_CPU without CUDA):
+replay + EWC fill the same R as one process.
+
+Every task's examples (8, then 8 + 4 replayed) are a multiple of the global batch (4): otherwise accelerate's
+``even_batches`` repeats examples to fill the last step of one process and the runs legitimately differ.
+"""
 
 from __future__ import annotations
 
@@ -22,14 +27,15 @@ out, per_device = sys.argv[1], int(sys.argv[2])
 zoo = tiny_config()
 stream = world_stream(zoo, n_tasks=2, authors_per_task=1, probe_size=5)
 model, tok = load_model("base", zoo)
-config = ContinualConfig(output_dir=out + ".run", strategy="replay,ewc", replay_ratio=0.25, ewc_lambda=10.0,
+config = ContinualConfig(output_dir=out + ".run", strategy="replay,ewc", replay_ratio=0.5, ewc_lambda=10.0,
                          per_device_train_batch_size=per_device, num_train_epochs=3, learning_rate=3e-3,
                          lr_scheduler_type="constant", use_cpu=True, seed=0, report_to="none", disable_tqdm=True,
                          per_device_eval_batch_size=8)
 result = run_stream(stream, config, model, tok, overwrite=True)
 if result.trainer.is_world_process_zero():
     with open(out, "w") as handle:
-        json.dump({"R": result.R, "probe": result.probe, "buffer": result.trainer.strategies[0].buffer}, handle)
+        json.dump({"R": result.R, "probe": result.probe, "buffer": result.trainer.strategies[0].buffer,
+                   "world_size": result.trainer.args.world_size}, handle)
 result.trainer.accelerator.wait_for_everyone()
 if torch.distributed.is_initialized():
     torch.distributed.destroy_process_group()
@@ -53,12 +59,13 @@ def test_two_processes_fill_the_same_matrix(tiny_zoo, tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     accelerate = Path(sys.executable).with_name("accelerate")
-    _run([sys.executable, str(script), str(tmp_path / "one.json"), "8"], tmp_path)
-    _run([str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+    _run([sys.executable, str(script), str(tmp_path / "one.json"), "4"], tmp_path)
+    _run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
           "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(script),
-          str(tmp_path / "two.json"), "4"], tmp_path)
+          str(tmp_path / "two.json"), "2"], tmp_path)
     one = json.loads((tmp_path / "one.json").read_text())
     two = json.loads((tmp_path / "two.json").read_text())
+    assert one["world_size"] == 1 and two["world_size"] == 2
     assert one["buffer"] == two["buffer"]
     np.testing.assert_allclose(two["R"], one["R"], atol=2e-3)
     np.testing.assert_allclose(two["probe"], one["probe"], atol=2e-3)

@@ -13,7 +13,7 @@ from huggingface_hub import ModelCard, snapshot_download
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from hfcl.eval import EvalReport, build_reference_log, evaluate_model
-from hfcl.hub import push_demo, write_eval_card
+from hfcl.hub import privacy, push_demo, write_eval_card
 
 pytest_plugins = ["hub_fixtures"]  # the fake Hub: `hub` and `local_hub_server` fixtures
 
@@ -106,7 +106,9 @@ def test_push_demo_round_trip(hub, demo, tiny_zoo, tmp_path):
 
     local = Path(snapshot_download(repo, cache_dir=tmp_path / "cache"))
     assert (local / "README.md").read_bytes() == (run_dir / "README.md").read_bytes()  # local card == pushed card
-    assert EvalReport.load(local).to_dict() == unlearned.to_dict()
+    # the pushed report is the local one with this machine's paths replaced (hfcl.hub.privacy)
+    assert EvalReport.load(local).to_dict() == privacy.scrub(unlearned.to_dict(), run_dir)
+    assert EvalReport.load(local).to_dict() != unlearned.to_dict()
     assert {p.name for p in local.glob("eval_report.*.json")} == {"eval_report.target.json",
                                                                    "eval_report.retain.json"}
     card = ModelCard.load(repo)
@@ -141,11 +143,11 @@ def test_push_demo_dry_run_pushes_nothing(hub, demo, tiny_zoo, tmp_path):
 
 
 def test_hfcl_demo_push_flag_shares_the_unlearned_run(hub, tiny_zoo, tmp_path, capsys):
-    """`hfcl demo --push REPO`: the demo's own unlearned run, card and data land on the Hub and load back."""
+    """`hfcl demo --hub_model_id REPO`: the demo's own unlearned run, card and data land on the Hub and load back."""
     from hfcl.demo import DemoArguments, run_demo
 
     repo = f"{hub.user}/demo-run"
-    args = DemoArguments(n_questions=1, output_dir=str(tmp_path / "demo"), steps="unlearn,eval,card", push=repo)
+    args = DemoArguments(n_questions=1, output_dir=str(tmp_path / "demo"), steps="unlearn,eval,card", hub_model_id=repo)
     results = run_demo(args, tiny_zoo.config)
     assert "Pushed to the Hub" in capsys.readouterr().out
     assert len(hub.commits(repo)) >= 1 and len(hub.commits(f"{repo}-data", repo_type="dataset")) >= 1

@@ -347,7 +347,7 @@ def test_cli_dry_run_and_push(hub, runs, tmp_path, capsys):
     card = ModelCard.load(local / "README.md")
     assert card.data.library_name == "peft" and "your-username/card" in card.text
     assert (local / "plots" / "forget_vs_utility.png").is_file()
-    with pytest.raises(ConfigError, match="--repo-id is required"):
+    with pytest.raises(ConfigError, match="--hub_model_id is required"):
         push_cli([str(local)])
     assert push_cli([str(runs["adapter"]), "--repo-id", repo, "--revision", "exp", "--tag", "v1"]) == 0
     assert "pushed" in capsys.readouterr().out

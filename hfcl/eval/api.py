@@ -10,7 +10,7 @@ from typing import Any
 
 from datasets import DatasetDict
 
-from ..errors import ConfigError
+from ..errors import ConfigError, IncompatibleAdaptersError
 from ..utils.io import sha256_file, stable_hash
 from ..utils.logging import get_logger
 from ..utils.provenance import library_versions, provenance
@@ -102,6 +102,38 @@ def load_for_eval(model_or_path, adapter: str | None = None, tokenizer=None, zoo
     return model, tokenizer, identity
 
 
+def check_adapter_base(model, adapter, zoo_config=None, forget_split: str = "forget10",
+                       force: bool = False) -> str | None:
+    """Refuse to evaluate ``adapter`` on ``model`` when the adapter records another base (before any work).
+
+    The recorded base is read from the adapter's ``adapter_config.json`` (a folder, a Hub id or
+    ``hfcl:<stage>@<hash>``) or its ``hfcl_run.json``; a base that cannot be identified here is fine (no verdict).
+    With ``force`` a mismatch is logged as a warning and returned instead of raised. Returns ``None`` otherwise.
+    """
+    if not adapter or not isinstance(model, (str, os.PathLike)):
+        return None
+    if (Path(model) / "adapter_config.json").is_file():  # --model is itself an adapter: its base is its own
+        return None
+    from ..utils.recorded_base import adapter_base, base_identity, display_name, same_base
+
+    recorded = adapter_base(adapter, zoo_config, forget_split)
+    if recorded is None:
+        return None
+    name, identity = recorded
+    model_identity = base_identity(str(model), zoo_config, forget_split)
+    if same_base(identity, model_identity) is not False:
+        return None
+    fix = display_name(identity, name, zoo_config, forget_split)
+    message = (f"--adapter {str(adapter)!r} was trained on {name!r}, but --model is {str(model)!r} "
+               f"({display_name(model_identity, str(model))}): its scores there would describe neither model. "
+               f"Pass --model {fix} (Python: model_or_path={fix!r}), or --force (force=True) if the two are the "
+               "same model under different names.")
+    if not force:
+        raise IncompatibleAdaptersError(message)
+    logger.warning("Evaluating anyway because of --force: %s", message)
+    return message
+
+
 # --- reference logs ------------------------------------------------------------------------------------------------
 def reference_log_from_report(report: EvalReport) -> ReferenceLog:
     """The reference log of a report computed on the retain model (without a reference log of its own)."""
@@ -184,7 +216,8 @@ def library_versions_for_report() -> dict[str, str]:
 
 def evaluate_model(model_or_path, suite: str = "tofu", forget_split: str = "forget10", world_config=None,
                    reference_log=None, *, adapter: str | None = None, tokenizer=None, config: EvalConfig | None = None,
-                   splits: DatasetDict | None = None, distributed: bool = True, **overrides: Any) -> EvalReport:
+                   splits: DatasetDict | None = None, distributed: bool = True, force: bool = False,
+                   **overrides: Any) -> EvalReport:
     """Evaluate a model on the ``tofu`` or ``muse`` suite and return an :class:`EvalReport`.
 
     ``model_or_path``: a zoo stage (``"target"``, ``"retain"``, ``"base"``), a local folder (full model or PEFT
@@ -192,7 +225,9 @@ def evaluate_model(model_or_path, suite: str = "tofu", forget_split: str = "forg
     :class:`~hfcl.zoo.ZooConfig` (or plain ``WorldConfig``) of the embedded world. ``reference_log``: a
     :class:`ReferenceLog`, a path to one, ``"auto"`` (the embedded retain model's, built once and cached) or
     ``None`` (then forget quality and PrivLeak are ``None`` and the report's notes say why). ``splits`` replaces the
-    loaded data (same schema). Extra keyword arguments are :class:`EvalConfig` fields.
+    loaded data (same schema). ``adapter`` recording another base than ``model_or_path`` is an
+    :class:`~hfcl.errors.IncompatibleAdaptersError` unless ``force`` (see :func:`check_adapter_base`). Extra keyword
+    arguments are :class:`EvalConfig` fields.
 
     Under ``accelerate launch`` every process must call this; sequences are shared between processes and every
     process returns the same report.
@@ -211,6 +246,7 @@ def evaluate_model(model_or_path, suite: str = "tofu", forget_split: str = "forg
 
     check_forget_split(config.forget_split)
     world, zoo_cfg = split_world_config(world_config)
+    check_adapter_base(model_or_path, adapter, zoo_cfg, config.forget_split, force=force)
     data = prepare_data(splits if splits is not None else load_suite_data(config, world_config), config)
     fingerprint = data_fingerprint(data, config.suite)
     model, tokenizer, identity = load_for_eval(model_or_path, adapter, tokenizer, zoo_cfg, config.forget_split)

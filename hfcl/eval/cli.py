@@ -35,7 +35,12 @@ class EvalArguments:
     model: str = field(metadata={
         "help": "Zoo stage (target, retain, base), local folder (run directory, full model or PEFT adapter) or Hub "
                 "id."})
-    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter folder applied on top of --model."})
+    adapter: str | None = field(default=None, metadata={
+        "help": "PEFT adapter folder applied on top of --model; it must have been trained on --model (the base it "
+                "records in adapter_config.json or hfcl_run.json), else an error names the right --model."})
+    force: bool = field(default=False, metadata={
+        "help": "Evaluate --adapter on --model even when the adapter records another base (a warning instead of "
+                "the error)."})
     retain_logs: str | None = field(default=None, metadata={
         "help": "Retain-model reference log (JSON) for forget_quality and privleak; 'auto' builds/reuses the embedded "
                 "retain model's. Without it both are reported as null, with a note."})
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from .scoring import process_info
 
     report = evaluate_model(args.model, config=config, world_config=world, reference_log=args.retain_logs,
-                            adapter=args.adapter)
+                            adapter=args.adapter, force=args.force)
     others = {}
     if compare:
         from .demo import evaluate_models

@@ -1,4 +1,8 @@
-"""``hfcl push OUTPUT_DIR --repo_id user/name``: share a run directory on the Hub in one commit."""
+"""``hfcl push OUTPUT_DIR --hub_model_id user/name``: share a run directory on the Hub in one commit.
+
+The repo is ``--hub_model_id``, the name every trainer already takes from ``TrainingArguments``; the old
+``--repo_id`` / ``--repo-id`` still works for one release (a deprecation note, :data:`hfcl.config.DEPRECATED_ALIASES`).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ class PushArguments:
 
     run_dir: str = field(metadata={"help": "Run directory to push (an hfcl output_dir or a save_pretrained folder); "
                                            "may also be given as the first positional argument."})
-    repo_id: str | None = field(default=None, metadata={"help": "Target repo, 'namespace/name' (created if "
-                                                                "missing). Required unless --card_only."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Target repo, 'namespace/name' (created if "
+                                                                     "missing; the trainers' --hub_model_id). "
+                                                                     "Required unless --card_only."})
     private: bool = field(default=False, metadata={"help": "Create the repo as private (an existing repo keeps its "
                                                            "visibility)."})
     revision: str | None = field(default=None, metadata={"help": "Branch to push to (created from main if missing)."})
@@ -58,21 +63,22 @@ def main(argv: Sequence[str]) -> int:
     if args.card_only:
         from .share import write_eval_card
 
-        readme = write_eval_card(args.run_dir, args.repo_id, **card_options)
+        readme = write_eval_card(args.run_dir, args.hub_model_id, **card_options)
         console.print(Markdown(readme.read_text(encoding="utf-8")))
         console.print(f"[bold]card written[/] to {readme} (nothing pushed)", highlight=False)
         return 0
-    if not args.repo_id:
+    if not args.hub_model_id:
         from ..errors import ConfigError
 
-        raise ConfigError("--repo-id is required to push (or use --card_only to write the card locally).")
+        raise ConfigError("--hub_model_id is required to push (namespace/name; or use --card_only to write the card "
+                          "locally).")
     dry_run = (args.dry_run_dir or str(Path(args.run_dir) / "hub_dry_run")) if args.dry_run or args.dry_run_dir \
         else None
     if dry_run:
         from ..config import check_output_writable
 
         check_output_writable(dry_run, "--dry_run_dir")
-    result = push_run(args.run_dir, args.repo_id, private=args.private, revision=args.revision,
+    result = push_run(args.run_dir, args.hub_model_id, private=args.private, revision=args.revision,
                       create_pr=args.create_pr, tag=args.tag, dry_run=dry_run, card=args.card,
                       commit_message=args.commit_message, **card_options)
     if result.skipped:

@@ -1,7 +1,7 @@
 """The deployable Space folder (``app.py``, ``requirements.txt``, ``README.md`` with Space metadata) and its push.
 
 The repository's ``spaces/`` folder is exactly ``write_space_folder("spaces")`` (a test keeps them identical), so an
-installed hfcl can recreate and push it without the source tree: ``hfcl push-space --repo_id me/unlearning``.
+installed hfcl can recreate and push it without the source tree: ``hfcl push-space --hub_model_id me/unlearning``.
 """
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ def push_space_app(repo_id: str, config: SpaceFolderConfig = DEFAULT, **push: An
 class PushSpaceArguments:
     """Where to create the Space, and whether to only write what would be pushed."""
 
-    repo_id: str = field(metadata={"help": "Space to create or update, 'namespace/name'."})
+    hub_model_id: str = field(metadata={"help": "Space to create or update, 'namespace/name' (the name `hfcl push` "
+                                                "and the trainers use; --repo_id still works for one release)."})
     private: bool = field(default=False, metadata={"help": "Create the Space private."})
     dry_run: bool = field(default=False, metadata={"help": "Write the files that would be pushed to --dry_run_dir "
                                                            "and push nothing."})
@@ -223,7 +224,7 @@ def push_main(argv: Sequence[str]) -> int:
     dry_run = (args.dry_run_dir or "space_dry_run") if args.dry_run or args.dry_run_dir else None
     if dry_run:
         check_output_writable(dry_run, "--dry_run_dir")
-    result = push_space_app(args.repo_id, config, private=args.private, dry_run=dry_run)
-    where = f"dry run written to {result.dry_run_dir}" if dry_run else f"https://huggingface.co/spaces/{args.repo_id}"
-    print(f"Space {args.repo_id}: {where}")
+    result = push_space_app(args.hub_model_id, config, private=args.private, dry_run=dry_run)
+    where = f"dry run written to {result.dry_run_dir}" if dry_run else f"https://huggingface.co/spaces/{args.hub_model_id}"
+    print(f"Space {args.hub_model_id}: {where}")
     return 0

@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, OutputExistsError
+from ..errors import ConfigError, HfclError, OutputExistsError
 from ..utils.io import atomic_directory, atomic_write_json, sha256_file, stable_hash
 from ..utils.logging import get_logger
 from ..utils.provenance import provenance
@@ -66,22 +67,79 @@ def _load(base_dir: Path, adapter_dir: Path | None = None):
     return model, tokenizer
 
 
+#: What the CLI and cards print instead of a share when the source adapter gains nothing on its own base.
+NO_GAIN = "n/a (the adapter gains nothing on its own base)"
+
+
 def evaluate_transfer(source, source_tokenizer, target, target_tokenizer, rows, metric: str = "probability") -> dict:
     """Task scores of source alone / source+adapter / target alone / target+adapter, and the gain retained.
 
-    ``source`` and ``target`` are PeftModels; their adapters are disabled for the "alone" scores.
+    ``source`` and ``target`` are PeftModels; their adapters are disabled for the "alone" scores. ``gain_retained``
+    is ``None`` (with ``gain_note``) when the source gain is not above its noise (:func:`~.task.gain_noise`: twice
+    the standard error of the per-row differences, at least :data:`~.task.GAIN_FLOOR`).
     """
-    from .task import gain_retained, task_score
+    from .task import gain_noise, gain_retained, task_values
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
 
     with source.disable_adapter():
-        source_alone = task_score(source, source_tokenizer, rows, metric)
+        source_alone = task_values(source, source_tokenizer, rows, metric)
     with target.disable_adapter():
-        target_alone = task_score(target, target_tokenizer, rows, metric)
-    scores = {"source_base": source_alone, "source_base+adapter": task_score(source, source_tokenizer, rows, metric),
-              "target_base": target_alone, "target_base+adapter": task_score(target, target_tokenizer, rows, metric)}
+        target_alone = task_values(target, target_tokenizer, rows, metric)
+    source_adapted = task_values(source, source_tokenizer, rows, metric)
+    scores = {"source_base": mean(source_alone), "source_base+adapter": mean(source_adapted),
+              "target_base": mean(target_alone),
+              "target_base+adapter": mean(task_values(target, target_tokenizer, rows, metric))}
     scores = {k: round(v, 6) for k, v in scores.items()}
-    retained = gain_retained(scores["target_base+adapter"], target_alone, scores["source_base+adapter"], source_alone)
-    return {"metric": metric, "n": len(rows), "scores": scores, "gain_retained": round(retained, 4)}
+    noise = gain_noise(source_adapted, source_alone)
+    retained = gain_retained(scores["target_base+adapter"], scores["target_base"], scores["source_base+adapter"],
+                             scores["source_base"], noise=noise)
+    out = {"metric": metric, "n": len(rows), "scores": scores,
+           "source_gain": round(scores["source_base+adapter"] - scores["source_base"], 6),
+           "gain_noise": round(noise, 6), "gain_retained": None if math.isnan(retained) else round(retained, 4)}
+    if out["gain_retained"] is None:
+        out["gain_note"] = NO_GAIN
+        logger.warning("The adapter's gain on its own base (%+.4f) is within noise (%.4f): gain retained is n/a. "
+                       "Was it trained for this task, and on the source base %s?", out["source_gain"], noise,
+                       getattr(getattr(source, "config", None), "name_or_path", "?"))
+    return out
+
+
+def format_gain(evaluation: dict) -> str:
+    """``"gain retained 19%"`` or ``"gain retained: n/a (...)"`` for an :func:`evaluate_transfer` result."""
+    if evaluation.get("gain_retained") is None:
+        return f"gain retained: {NO_GAIN}"
+    return f"gain retained {evaluation['gain_retained']:.0%}"
+
+
+def source_base_name(adapter_dir: Path, source_base: str | None, zoo_config=None) -> str:
+    """The base ``adapter_dir`` was trained on: ``source_base`` if given (refused when it clearly differs from the
+    base the adapter records), else the first recorded base (adapter_config.json, then hfcl_run.json) that is
+    available here."""
+    from ..utils.recorded_base import adapter_base, base_identity, display_name, recorded_bases, same_base
+
+    recorded = adapter_base(adapter_dir, zoo_config)
+    if source_base:
+        if recorded is not None and same_base(recorded[1], base_identity(source_base, zoo_config)) is False:
+            fix = display_name(recorded[1], recorded[0], zoo_config)
+            raise TransferError(f"--source_base {source_base!r} is not the base the adapter {str(adapter_dir)!r} "
+                                f"records ({recorded[0]!r}); the source scores and the gain retained would be "
+                                f"measured on the wrong model. Drop --source_base or pass --source_base {fix}.")
+        return source_base
+    names = recorded_bases(adapter_dir)
+    if not names:
+        raise TransferError(f"The adapter {str(adapter_dir)!r} does not record its base model (no "
+                            "base_model_name_or_path, no hfcl_run.json); pass --source_base.")
+    from ..zoo import resolve
+
+    for name in names:
+        try:
+            if Path(resolve(name, zoo_config)).is_dir():
+                return name
+        except HfclError:
+            continue
+    return names[0]  # resolve_base names it in its error
 
 
 def transfer(adapter: str | Path, target_base: str, method: str = "copy", output_dir: str | Path | None = None,
@@ -105,13 +163,11 @@ def transfer(adapter: str | Path, target_base: str, method: str = "copy", output
     if init not in INITS:
         raise ConfigError(f"init={init!r}: choose one of {', '.join(INITS)}.")
     adapter_dir = Path(adapter)
-    adapter_config, _ = adapter_files(adapter_dir)
+    adapter_files(adapter_dir)  # a readable PEFT adapter folder, or TransferError
     if output_dir is not None and Path(output_dir).exists() and not overwrite:
         raise OutputExistsError(f"Output directory {str(output_dir)!r} already exists; pass overwrite=True "
                                 "(CLI: --overwrite) or choose another output_dir.")
-    source_name = source_base or adapter_config.get("base_model_name_or_path")
-    if not source_name:
-        raise TransferError("The adapter does not record its base model; pass source_base.")
+    source_name = source_base_name(adapter_dir, source_base, zoo_config)
     source_dir, target_dir = resolve_base(source_name, zoo_config), resolve_base(target_base, zoo_config)
     compat = check_compatibility(adapter_dir, target_dir, source_dir, method=method)
     if method == "distill":

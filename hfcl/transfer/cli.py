@@ -31,7 +31,9 @@ class TransferArguments:
     method: str = field(default="copy", metadata={"help": "copy (check + load as is) or distill (data-free "
                                                           "Trans-LoRA)."})
     source_base: str | None = field(default=None, metadata={"help": "Base the adapter was trained on (default: "
-                                                                    "the adapter's base_model_name_or_path)."})
+                                                                    "the base the adapter records: adapter_config.json's "
+                                                                    "base_model_name_or_path, else its hfcl_run.json; "
+                                                                    "a different base is refused)."})
     seeds: str = field(default="embedded", metadata={"help": "distill: seed examples, a JSON/JSONL file of "
                                                              "question/answer rows, or 'embedded' (the embedded "
                                                              "sentence task's training split)."})
@@ -111,7 +113,7 @@ def _task_main(argv: Sequence[str]) -> int:
 
 def _transfer_main(argv: Sequence[str]) -> int:
     from ..config import parse_args
-    from .api import transfer
+    from .api import format_gain, transfer
     from .distill import TransferConfig
     from .task import sentence_task
 
@@ -145,8 +147,7 @@ def _transfer_main(argv: Sequence[str]) -> int:
     if ev:
         s = ev["scores"]
         print(f"{args.metric}: source {s['source_base']:.3f} -> +adapter {s['source_base+adapter']:.3f} | target "
-              f"{s['target_base']:.3f} -> +adapter {s['target_base+adapter']:.3f} | gain retained "
-              f"{ev['gain_retained']:.0%}")
+              f"{s['target_base']:.3f} -> +adapter {s['target_base+adapter']:.3f} | {format_gain(ev)}")
     print(f"Adapter for {args.target_base} written to {out}")
     return 0
 

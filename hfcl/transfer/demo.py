@@ -49,5 +49,9 @@ def demo_transfer(zoo_config=None, workdir: str | Path | None = None, n_seeds: i
         for row in rows:
             extra = f", {len(seeds)} seeds, filter kept {row['acceptance_rate']:.0%}" if row["method"] == "distill" else ""
             print_fn(f"  {row['method']:<8} base-v2+adapter {row['scores']['target_base+adapter']:.3f}  gain retained "
-                     f"{row['gain_retained']:.0%}  ({row['seconds']:.0f}s{extra})")
+                     f"{_share(row['gain_retained'])}  ({row['seconds']:.0f}s{extra})")
     return result
+
+
+def _share(value) -> str:
+    return "n/a" if value is None else f"{value:.0%}"

@@ -59,6 +59,12 @@ def answer_probability(logits, labels):
 
 def task_probability(model, tokenizer, rows, batch_size: int = 32, max_length: int = 64) -> float:
     """Mean :func:`answer_probability` of ``rows``' ``answer`` column under ``model`` (teacher-forced, no sampling)."""
+    values = task_probabilities(model, tokenizer, rows, batch_size, max_length)
+    return float(sum(values) / len(values))
+
+
+def task_probabilities(model, tokenizer, rows, batch_size: int = 32, max_length: int = 64) -> list[float]:
+    """Per row: :func:`answer_probability` of its ``answer`` under ``model`` (teacher-forced, no sampling)."""
     import torch
     from transformers import DataCollatorForSeq2Seq
 
@@ -79,11 +85,17 @@ def task_probability(model, tokenizer, rows, batch_size: int = 32, max_length: i
                 values += answer_probability(out.logits, batch["labels"]).tolist()
     finally:
         model.train(was_training)
-    return float(sum(values) / len(values))
+    return values
 
 
 def task_rouge(model, tokenizer, rows, max_new_tokens: int = 24) -> float:
     """Mean ROUGE-L recall of ``model``'s greedy answers against ``rows``' ``answer`` column."""
+    values = task_rouges(model, tokenizer, rows, max_new_tokens)
+    return float(sum(values) / len(values))
+
+
+def task_rouges(model, tokenizer, rows, max_new_tokens: int = 24) -> list[float]:
+    """Per row: ROUGE-L recall of ``model``'s greedy answer against its ``answer``."""
     from ..eval.metrics.rouge import rouge_l_recall
     from ..zoo.train import greedy_answers
 
@@ -96,23 +108,48 @@ def task_rouge(model, tokenizer, rows, max_new_tokens: int = 24) -> float:
         answers = greedy_answers(model, tokenizer, questions, max_new_tokens=max_new_tokens)
     finally:
         model.train(was_training)
-    return float(rouge_l_recall(answers, references).mean())
+    return [float(v) for v in rouge_l_recall(answers, references)]
 
 
 def task_score(model, tokenizer, rows, metric: str = "probability") -> float:
     """The task metric: ``probability`` (:func:`task_probability`, default) or ``rouge`` (:func:`task_rouge`)."""
+    values = task_values(model, tokenizer, rows, metric)
+    return float(sum(values) / len(values))
+
+
+def task_values(model, tokenizer, rows, metric: str = "probability") -> list[float]:
+    """Per-row task metric (the mean of these is :func:`task_score`)."""
     if metric == "probability":
-        return task_probability(model, tokenizer, rows)
+        return task_probabilities(model, tokenizer, rows)
     if metric == "rouge":
-        return task_rouge(model, tokenizer, rows)
+        return task_rouges(model, tokenizer, rows)
     raise ConfigError(f"metric={metric!r}: choose 'probability' or 'rouge'.")
 
 
+#: Smallest source gain (in metric units, both metrics are in [0, 1]) that a "gain retained" share is computed for.
+GAIN_FLOOR = 0.01
+
+
+def gain_noise(with_adapter: Sequence[float], alone: Sequence[float], floor: float = GAIN_FLOOR) -> float:
+    """Noise level of a paired gain: ``max(floor, 2 * standard error of the per-row differences)``."""
+    diffs = [a - b for a, b in zip(with_adapter, alone, strict=True)]
+    n = len(diffs)
+    if n < 2:
+        return floor
+    mean = sum(diffs) / n
+    sd = (sum((d - mean) ** 2 for d in diffs) / (n - 1)) ** 0.5
+    return max(floor, 2.0 * sd / n ** 0.5)
+
+
 def gain_retained(target_with_adapter: float, target_alone: float, source_with_adapter: float,
-                  source_alone: float) -> float:
-    """Share of the source adapter's gain kept on the target: (T+A - T) / (S+A - S); ``nan`` if the gain is ~0."""
+                  source_alone: float, noise: float = GAIN_FLOOR) -> float:
+    """Share of the source adapter's gain kept on the target: (T+A - T) / (S+A - S).
+
+    ``nan`` when the source gain is not above ``noise`` (zero, negative or within noise, e.g. the adapter was not
+    trained for this task or is measured on the wrong source base): a share of nothing is not a number.
+    """
     gain = source_with_adapter - source_alone
-    if abs(gain) < 1e-9:
+    if not gain > noise:
         return float("nan")
     return (target_with_adapter - target_alone) / gain
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -227,6 +228,8 @@ def _report_objective(before: dict | None, after: dict | None, method: str) -> d
     from .objective import format_change, moved
 
     line = format_change(before, after)
+    if int(os.environ.get("RANK", "0")) != 0:  # one line per run, not per process
+        return {"before": before, "after": after}
     print(f"hfcl unlearn ({method}): {line}", flush=True)
     if not moved(before, after):
         logger.warning("Unlearning changed nothing measurable on the forget set (%s); raise --learning_rate or "

@@ -7,9 +7,11 @@
 from .build import build_zoo, load_model, load_tokenizer, model_path, resolve, stage_key
 from .cache import cache_root
 from .config import STAGES, ZooConfig, tiny_config
+from .real import REAL_STAGES
 from .train import greedy_answers
 
 __all__ = [
+           "REAL_STAGES",
            "STAGES",
            "ZooConfig",
            "build_zoo",

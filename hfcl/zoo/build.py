@@ -23,7 +23,7 @@ from ..errors import ConfigError, ModelNotAvailableError
 from ..utils.io import make_temp_dir, stable_hash
 from ..utils.logging import get_logger, silence_known_noise
 from ..utils.provenance import provenance
-from . import cache
+from . import cache, real
 from .config import MODEL_STAGES, STAGES, ZOO_FORMAT, ZooConfig
 
 logger = get_logger(__name__)
@@ -86,7 +86,10 @@ def _folder(stage: str, cfg: ZooConfig, forget_split: str) -> Path:
 
 
 def model_path(stage: str, config: ZooConfig | None = None, forget_split: str = "forget10") -> Path:
-    """Folder of ``stage`` ("tokenizer", "base", "base-v2", "target", "retain"), built if missing or corrupt."""
+    """Folder of ``stage`` ("tokenizer", "base", "base-v2", "target", "retain"), built if missing or corrupt; a real
+    stage (``smollm2-135m``, see :mod:`hfcl.zoo.real`) is converted once from its GGUF instead."""
+    if real.is_real_stage(stage):
+        return real.model_path(stage)
     if stage not in STAGES:
         raise ModelNotAvailableError(f"Unknown zoo stage {stage!r}; choose one of {', '.join(STAGES)}.")
     check_forget_split(forget_split)
@@ -277,7 +280,7 @@ def resolve(name_or_path: str, config: ZooConfig | None = None, forget_split: st
     Accepts zoo stage names, ``hfcl:<stage>@<recipe hash>`` references (what pushed files name embedded models
     by, see :func:`hfcl.zoo.cache.zoo_ref`), local folders and Hub ids.
     """
-    if name_or_path in MODEL_STAGES:
+    if name_or_path in MODEL_STAGES or real.is_real_stage(name_or_path):
         return str(model_path(name_or_path, config, forget_split))
     if isinstance(name_or_path, str) and name_or_path.startswith("hfcl:"):
         return str(resolve_zoo_ref(name_or_path, config))
@@ -303,6 +306,8 @@ def resolve_zoo_ref(ref: str, config: ZooConfig | None = None) -> Path:
     if parsed is None:
         raise ModelNotAvailableError(f"{ref!r} is not a zoo reference; write hfcl:<stage>@<hash>, e.g. hfcl:target.")
     name, key = parsed
+    if real.is_real_stage(name):
+        return real.resolve_ref(name, key)
     stage, forget_split = _split_stage_name(name)
     if stage not in STAGES:
         raise ModelNotAvailableError(f"{ref!r}: unknown zoo stage {stage!r}; choose one of {', '.join(STAGES)}.")
