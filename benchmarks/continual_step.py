@@ -65,9 +65,9 @@ def build(name: str, zoo, batch_size: int, workdir: str):
     stream = world_stream(zoo, n_tasks=2, authors_per_task=max(1, -(-batch_size // 8)), probe_size=0)
     model, tok = load_model("base", zoo)
     model.train()
-    common = dict(output_dir=os.path.join(workdir, name.replace(" ", "_")), per_device_train_batch_size=batch_size,
-                  use_cpu=True, report_to="none", disable_tqdm=True, max_steps=1, learning_rate=1e-4,
-                  save_strategy="no", logging_steps=1000)
+    common = {"output_dir": os.path.join(workdir, name.replace(" ", "_")), "per_device_train_batch_size": batch_size,
+              "use_cpu": True, "report_to": "none", "disable_tqdm": True, "max_steps": 1, "learning_rate": 1e-4,
+              "save_strategy": "no", "logging_steps": 1000}
     if strategy == "plain":
         from peft import get_peft_model
 

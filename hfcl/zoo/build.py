@@ -181,9 +181,10 @@ def build_zoo(config: ZooConfig | None = None, forget_split: str = "forget10",
     close to twice as fast on 2 cores as training them one after the other with two threads each.
     """
     cfg = config or ZooConfig()
-    unknown = [s for s in stages if s not in STAGES]
+    unknown = [s for s in stages if s not in STAGES and not real.is_real_stage(s)]
     if unknown:
-        raise ConfigError(f"stages: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}.")
+        choices = ", ".join(STAGES + tuple(real.REAL_STAGES))
+        raise ConfigError(f"stages: unknown stage(s) {unknown}; choose from {choices}.")
     paths: dict[str, Path] = {}
     for stage in stages:
         if stage not in _SIBLINGS:

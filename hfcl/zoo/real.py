@@ -180,6 +180,18 @@ def model_path(stage: str) -> Path:
     return folder
 
 
+def source_of(path: str | os.PathLike) -> dict[str, Any] | None:
+    """Provenance of a real stage's cache folder, for run records and cards: ``{"ref": "hfcl:smollm2-135m@<key>",
+    "distribution", "version", "filename", "gguf_sha256", "format"}``; ``None`` for any other folder."""
+    folder = Path(path)
+    marker = cache.read_marker(folder) if folder.is_dir() else None
+    if not marker or not is_real_stage(marker.get("stage")) or not marker.get("source"):
+        return None
+    source = marker["source"]
+    return {"ref": f"hfcl:{marker['stage']}@{folder.name.rsplit('-', 1)[-1]}",
+            **{k: source.get(k) for k in ("distribution", "version", "filename", "gguf_sha256", "format")}}
+
+
 def resolve_ref(stage: str, key: str | None) -> Path:
     """Folder of ``hfcl:<stage>[@<key>]`` for a real stage: the cached entry, or a conversion of the installed GGUF
     when its key matches (or no key is given)."""
