@@ -1,6 +1,7 @@
 """Cost of one training step of each continual strategy against a plain ``transformers.Trainer`` step.
 
-Every configuration trains on the same batch of the embedded stream's second task, with the strategy's state as it
+Ratios use the CPU time of this process (all its threads), which a machine shared with other jobs inflates far
+less than wall time; wall time is printed too. Every configuration trains on the same batch of the embedded stream's second task, with the strategy's state as it
 is during that task (the first task's Fisher, anchors, teacher, adapters, buffer in place). Steps are timed
 round-robin (each configuration in turn, ``--repeats`` rounds of ``--steps`` steps, median per configuration) so a
 busy machine slows every one alike. Peak RSS of EWC against plain is measured in fresh subprocesses.
@@ -105,20 +106,23 @@ def build(name: str, zoo, batch_size: int, workdir: str):
     return step, int(batch["attention_mask"].sum())
 
 
-def time_steps(names, zoo, batch_size: int, steps: int, repeats: int) -> dict[str, float]:
+def time_steps(names, zoo, batch_size: int, steps: int, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall and CPU (this process, all threads) milliseconds per step of each configuration."""
     with tempfile.TemporaryDirectory() as workdir:
         fns = {n: build(n, zoo, batch_size, workdir)[0] for n in names}
         for fn in fns.values():  # warm-up
             fn()
             fn()
-        samples: dict[str, list[float]] = {n: [] for n in names}
+        wall: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[float]] = {n: [] for n in names}
         for _ in range(repeats):
             for n, fn in fns.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 for _ in range(steps):
                     fn()
-                samples[n].append((time.perf_counter() - start) / steps * 1000)
-    return {n: statistics.median(v) for n, v in samples.items()}
+                wall[n].append((time.perf_counter() - start) / steps * 1000)
+                cpu[n].append((time.process_time() - start_cpu) / steps * 1000)
+    return ({n: statistics.median(v) for n, v in wall.items()}, {n: statistics.median(v) for n, v in cpu.items()})
 
 
 def child_rss(name: str, zoo_name: str, batch_size: int, steps: int) -> None:
@@ -150,15 +154,16 @@ def main(argv=None) -> int:
         child_rss(args.rss_child, args.zoo, args.batch_size, args.steps)
         return 0
     zoo = zoo_config(args.zoo)
-    ms = time_steps(list(CONFIGS), zoo, args.batch_size, args.steps, args.repeats)
+    ms, cpu = time_steps(list(CONFIGS), zoo, args.batch_size, args.steps, args.repeats)
     rows = []
-    print(f"{'configuration':<26}{'ms/step':>10}{'x plain':>10}")
-    for name, value in ms.items():
+    print(f"{'configuration':<26}{'cpu ms/step':>12}{'x plain':>9}{'wall ms/step':>14}{'x plain':>9}")
+    for name in ms:
         base = BASELINE[CONFIGS[name][1]]
-        ratio = value / ms[base]
-        rows.append({"configuration": name, "ms_per_step": round(value, 2), "ratio_vs_plain": round(ratio, 3),
+        ratio, wall_ratio = cpu[name] / cpu[base], ms[name] / ms[base]
+        rows.append({"configuration": name, "cpu_ms_per_step": round(cpu[name], 2), "ratio_vs_plain": round(ratio, 3),
+                     "wall_ms_per_step": round(ms[name], 2), "wall_ratio_vs_plain": round(wall_ratio, 3),
                      "baseline": base})
-        print(f"{name:<26}{value:>10.1f}{ratio:>9.2f}x")
+        print(f"{name:<26}{cpu[name]:>12.1f}{ratio:>8.2f}x{ms[name]:>14.1f}{wall_ratio:>8.2f}x")
     replay_ratio = CONFIGS["replay"][2]["replay_ratio"]
     print(f"replay: same step, {1 + replay_ratio:.2f}x examples (and tokens, on average) per epoch")
     rss = {n: peak_rss(n, args.zoo, args.batch_size, args.steps) for n in ("plain", "ewc")}

@@ -206,7 +206,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            presets=_demo(beta=1.0, alpha=2.0)),
     Method("SimNPO", _forget_simnpo, formula="L_f = −(2/β)·mean log σ(β·(−log π(y|x)/|y| − δ))",
            card_fields=("beta", "delta"), beta=4.5, gamma=0.125, description="Reference-free, length-normalised NPO.",
-           presets=_demo(alpha=2.0)),
+           presets=_demo(gamma=1.0, alpha=1.0)),  # γ=0.125, α=2 leaves the tiny target unchanged (0.982 -> 0.976)
     Method("IdkDPO", _forget_idk_dpo,
            formula="L_f = −(2/β)·mean log σ(β·[(log π(y_idk|x) − log π_ref(y_idk|x)) "
                    "− (log π(y|x) − log π_ref(y|x))])",
