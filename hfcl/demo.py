@@ -238,22 +238,24 @@ def _print_before_after(results: dict[str, Any], args: DemoArguments, console, s
 
 @contextlib.contextmanager
 def quiet_libraries():
-    """The demo prints its own tables: silence Trainer's per-step log lines, load bars and deprecation notes."""
-    import warnings
+    """The demo prints its own tables: silence Trainer's per-step log lines and transformers' bars and info lines.
 
+    Warnings are not blanket-ignored: the known harmless ones are silenced once, in one place
+    (:func:`hfcl.utils.logging.silence_known_noise`), so a new warning still shows.
+    """
     import transformers
     from transformers.trainer_callback import PrinterCallback
 
+    from .utils.logging import silence_known_noise
+
+    silence_known_noise()
     verbosity = transformers.logging.get_verbosity()
     on_log = PrinterCallback.on_log
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     PrinterCallback.on_log = lambda self, *args, **kwargs: None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            yield
+        yield
     finally:
         PrinterCallback.on_log = on_log
         transformers.utils.logging.enable_progress_bar()

@@ -72,7 +72,7 @@ def test_pushed_files_hold_no_local_path(hub, run_dir, tiny_zoo, tmp_path):
     adapter = json.loads(pushed["adapter_config.json"])
     assert adapter["base_model_name_or_path"] == f"hfcl:target@{target_key}"
     run = json.loads(pushed["hfcl_run.json"])
-    assert run["base_model"]["path"] == f"hfcl:target@{target_key}"
+    assert run["base_model"]["id"] == run["base_model"]["local_path"] == f"hfcl:target@{target_key}"
     assert f"hfcl:target@{target_key}" in json.dumps(json.loads(pushed["eval_report.json"])["model"])
 
     # the adapter loads back from the Hub (a snapshot or the repo id) through the symbolic base name

@@ -47,6 +47,27 @@ def test_files_and_folders_honour_the_umask(tmp_path, umask, mask):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "run", "sub"]  # no temp leftovers
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_private_files_written_inside_an_atomic_folder_are_normalised(tmp_path, umask, mask):
+    """What safetensors / PEFT write 0600 (and private subfolders) gets the umask-derived mode before the rename."""
+    umask(mask)
+    with io.atomic_directory(tmp_path / "run") as tmp:
+        (tmp / "adapter_model.safetensors").write_bytes(b"w")
+        os.chmod(tmp / "adapter_model.safetensors", 0o600)
+        (tmp / "sub").mkdir(mode=0o700)
+        os.chmod(tmp / "sub", 0o700)
+        (tmp / "sub" / "deep.bin").write_bytes(b"d")
+        os.chmod(tmp / "sub" / "deep.bin", 0o400)
+        (tmp / "run.sh").write_text("#!/bin/sh\n")
+        os.chmod(tmp / "run.sh", 0o700)
+        os.symlink("/etc/hostname", tmp / "link")  # never followed out of the tree
+    out = tmp_path / "run"
+    assert mode(out / "adapter_model.safetensors") == mode(out / "sub" / "deep.bin") == 0o666 & ~mask
+    assert mode(out / "sub") == 0o777 & ~mask
+    assert mode(out / "run.sh") == 0o777 & ~mask  # executable stays executable
+    assert os.path.islink(out / "link")
+
+
 def test_data_is_fsynced_before_the_rename(tmp_path, monkeypatch):
     events: list[tuple[str, str]] = []
     real_fsync, real_replace = os.fsync, os.replace

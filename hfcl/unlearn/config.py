@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,8 @@ from .methods import METHODS, get_method, reference_needs, resolve_retain
 REFERENCE_MODES = ("auto", "adapter_disabled", "model", "cached", "none")
 NO_PRESET = "none"
 DEFAULT_OUTPUT_DIR = "hfcl-runs/unlearn-{method}"
+# The options to treat as explicitly given while :func:`rebuild` constructs a config (None: take the keywords).
+_EXPLICIT: ContextVar[frozenset[str] | None] = ContextVar("hfcl_unlearn_explicit", default=None)
 
 
 @dataclass
@@ -22,8 +26,11 @@ class UnlearningConfig(TrainingArguments):
     """Configuration of :class:`~hfcl.unlearn.UnlearningTrainer` (a ``TrainingArguments`` subclass, YAML-loadable).
 
     The loss is ``gamma · forget_term(method) + alpha · retain_term(retain_loss)``. ``preset`` fills the options
-    still at their default with the chosen method's recipe (``Method.presets``) before anything is validated; an
-    unknown keyword is a :class:`~hfcl.errors.ConfigError` that suggests the close match.
+    you did not give with the chosen method's recipe (``Method.presets``) before anything is validated: an option
+    passed as a keyword (``UnlearningConfig(preset="demo", learning_rate=1e-5)`` keeps 1e-5, even though it is the
+    default) or typed on the command line / in the YAML wins. When every field is passed at once (as
+    ``dataclasses.replace`` does) explicit and default cannot be told apart, and the preset fills the options still
+    at their default. An unknown keyword is a :class:`~hfcl.errors.ConfigError` that suggests the close match.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any):
@@ -36,7 +43,12 @@ class UnlearningConfig(TrainingArguments):
                 hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise ConfigError(f"{cls.__name__} got unknown option(s) {', '.join(hints)}; see "
                               f"`hfcl unlearn --help` for the valid names.")
-        return super().__new__(cls)
+        obj = super().__new__(cls)
+        explicit = _EXPLICIT.get()
+        if explicit is None and not valid <= set(kwargs):
+            explicit = frozenset(kwargs)
+        object.__setattr__(obj, "_explicit_options", explicit)  # None: unknown (every field was passed)
+        return obj
 
     output_dir: str | None = field(default=None, metadata={
         "help": "Where the run directory is written (default: hfcl-runs/unlearn-<method>)."})
@@ -121,18 +133,24 @@ class UnlearningConfig(TrainingArguments):
             raise ConfigError("idk_answers is empty; give at least one refusal answer or leave it unset.")
 
     def _apply_preset(self, method) -> dict[str, Any]:
-        """Set ``method.presets[self.preset]`` on every option still at its default; returns what was set."""
+        """Set ``method.presets[self.preset]`` on every option not given explicitly; returns what was set.
+
+        The values it replaced are kept in ``preset_replaced`` (so :func:`rebuild` can undo the recipe).
+        """
+        self.preset_replaced: dict[str, Any] = {}
         if self.preset in (None, NO_PRESET):
             return {}
         if self.preset not in method.presets:
             names = ", ".join([*method.presets, NO_PRESET])
             raise ConfigError(f"preset={self.preset!r}: {method.name} has the presets {names}.")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        explicit = getattr(self, "_explicit_options", None)
         applied = {}
         for key, value in method.presets[self.preset].items():
             if key not in defaults:
                 raise ConfigError(f"{method.name}'s preset {self.preset!r} sets unknown option {key!r}.")
-            if getattr(self, key) == defaults[key]:
+            if key not in explicit if explicit is not None else getattr(self, key) == defaults[key]:
+                self.preset_replaced[key] = getattr(self, key)
                 setattr(self, key, value)
                 applied[key] = value
         return applied
@@ -155,4 +173,43 @@ class UnlearningConfig(TrainingArguments):
         return self.gamma if self.gamma is not None else get_method(self.method).gamma
 
 
-__all__ = ["DEFAULT_OUTPUT_DIR", "REFERENCE_MODES", "UnlearningConfig"]
+def explicit_options(config: UnlearningConfig) -> frozenset[str] | None:
+    """The options of ``config`` given explicitly: by the command line / YAML (:func:`hfcl.config.given_fields`) for
+    a config from :func:`hfcl.config.parse_args`, else the keywords it was built with; None when unknown."""
+    from ..config import _GIVEN_ATTR, given_fields
+
+    if hasattr(config, _GIVEN_ATTR):
+        return frozenset(given_fields(config))
+    return getattr(config, "_explicit_options", None)
+
+
+def rebuild(config: UnlearningConfig, explicit: Iterable[str], **changes: Any) -> UnlearningConfig:
+    """A new config like ``config`` with ``changes``, its preset re-applied to the options not in ``explicit``.
+
+    The values the old preset replaced are restored first, so an explicit option keeps the user's value.
+    """
+    from ..config import _GIVEN_ATTR
+
+    kwargs = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init}
+    kwargs.update(getattr(config, "preset_replaced", {}))
+    kwargs.update(changes)
+    token = _EXPLICIT.set(frozenset(explicit) | frozenset(changes))
+    try:
+        new = type(config)(**kwargs)
+    finally:
+        _EXPLICIT.reset(token)
+    if hasattr(config, _GIVEN_ATTR):
+        object.__setattr__(new, _GIVEN_ATTR, getattr(config, _GIVEN_ATTR))
+    return new
+
+
+def respect_explicit(config: UnlearningConfig) -> UnlearningConfig:
+    """``config``, rebuilt if its preset overwrote an option the command line / YAML gave explicitly."""
+    explicit = explicit_options(config)
+    if explicit is not None and explicit & set(getattr(config, "preset_values", {})):
+        return rebuild(config, explicit)
+    return config
+
+
+__all__ = ["DEFAULT_OUTPUT_DIR", "REFERENCE_MODES", "UnlearningConfig", "explicit_options", "rebuild",
+           "respect_explicit"]

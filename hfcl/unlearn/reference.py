@@ -123,11 +123,8 @@ class Reference:
         """Write the cache to ``folder/reference_logps.safetensors`` with its fingerprint as metadata."""
         from safetensors.torch import save_file
 
-        from ..utils.io import current_umask
-
-        path = Path(folder) / CACHE_FILE
+        path = Path(folder) / CACHE_FILE  # in a final run folder, atomic_directory fixes safetensors' 0600 mode
         save_file({k: v.contiguous() for k, v in self.cache.items()}, str(path), metadata=dict(self.fingerprint))
-        path.chmod(0o666 & ~current_umask())  # safetensors writes 0600
 
     def load_cache(self, folder: str | Path) -> bool:
         """Read the cache saved in checkpoint ``folder`` after checking that it was computed from the same forget

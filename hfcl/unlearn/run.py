@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import ConfigError, DataError, OutputExistsError
 from ..utils.io import atomic_directory, atomic_write_json, stable_hash
 from ..utils.logging import get_logger
-from .config import UnlearningConfig
+from .config import UnlearningConfig, explicit_options, rebuild, respect_explicit
 from .methods import get_method
 
 logger = get_logger(__name__)
@@ -113,7 +113,7 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     continues from them.
     """
     from ..zoo import load_model, resolve
-    from .trainer import UnlearningTrainer
+    from .trainer import UnlearningTrainer, quiet_console
 
     config = _run_recipe(run, config, model)
     out = Path(config.output_dir)
@@ -136,6 +136,7 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     try:
         trainer = UnlearningTrainer(model, config, forget, retain, processing_class=tokenizer,
                                     peft_config=lora_config(run) if run.lora else None)
+        quiet_console(trainer)  # a progress bar, not {'loss': ...} / {'train_runtime': ...} dicts
         result = trainer.train(resume_from_checkpoint=resume)
     except BaseException:
         _keep_only_checkpoints(work)
@@ -169,11 +170,14 @@ def _is_embedded(name: str) -> bool:
 
 def _run_recipe(run: UnlearnRunArgs, config: UnlearningConfig, model) -> UnlearningConfig:
     """A copy of ``config``, with the method's demo preset when an embedded model gets no preset and no rate."""
-    config = copy.deepcopy(config)
+    config = respect_explicit(copy.deepcopy(config))  # a preset never overwrites an option the user gave
     default_lr = next(f.default for f in dataclasses.fields(UnlearningConfig) if f.name == "learning_rate")
+    explicit = explicit_options(config)
+    lr_given = "learning_rate" in explicit if explicit is not None else config.learning_rate != default_lr
     if (config.preset is None and model is None and _is_embedded(run.model)
-            and config.learning_rate == default_lr and "demo" in get_method(config.method).presets):
-        config = dataclasses.replace(config, preset="demo")
+            and not lr_given and "demo" in get_method(config.method).presets):
+        config = (rebuild(config, explicit, preset="demo") if explicit is not None
+                  else dataclasses.replace(config, preset="demo"))
         logger.warning("No --preset or --learning_rate given for the embedded model %r: using %s's demo recipe "
                        "(%s), since lr %g for %g epochs leaves a model this small unchanged. Pass --preset none to "
                        "keep the plain defaults.", run.model, config.method,
@@ -246,18 +250,7 @@ def save_run_dir(out: Path, trainer, tokenizer, record: dict[str, Any], overwrit
         atomic_write_json(tmp / "hfcl_run.json", record)
         if card:
             _write_card(tmp, out.name)
-        honour_umask(tmp)
-
-
-def honour_umask(folder: Path) -> None:
-    """Give every file in ``folder`` the mode a plain ``open`` would (safetensors writes its files 0600, which a
-    shared run folder's readers cannot open)."""
-    from ..utils.io import current_umask
-
-    mode = 0o666 & ~current_umask()
-    for path in Path(folder).rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            path.chmod(mode)
+        # atomic_directory gives every file the umask-derived mode before the rename (safetensors writes 0600)
 
 
 def _write_card(folder: Path, name: str) -> None:
@@ -279,13 +272,14 @@ def run_record(run: UnlearnRunArgs, config: UnlearningConfig, trainer, forget, r
     method = get_method(config.method)
     settings = {k: v for k, v in config.to_dict().items() if not k.startswith("_")}
     settings.update(dataclasses.asdict(run), retain_loss=config.retain_kind, reference=trainer.reference_mode)
+    base = base_record(run.model, model_dir)
     return {
         "command": "unlearn",
         "method": method.name,
         "method_description": method.description,
         "config": settings,
-        "base_model": {"id": run.model, "path": model_dir},
-        "zoo": _is_zoo_stage(run.model),
+        "base_model": base,
+        "zoo": _is_zoo_stage(run.model) or base["id"].startswith("hfcl:"),
         "forget_split": run.forget_split,
         "data_fingerprint": {"forget": stable_hash(_rows(forget)), "retain": stable_hash(_rows(retain))},
         "seed": config.seed,
@@ -293,6 +287,28 @@ def run_record(run: UnlearnRunArgs, config: UnlearningConfig, trainer, forget, r
         "train_loss": loss,
         "provenance": provenance(),
     }
+
+
+def base_record(name: str, model_dir: str | os.PathLike | None) -> dict[str, Any]:
+    """How ``hfcl_run.json`` names the base model, shareably: ``id`` is ``hfcl:<stage>@<hash>`` for a model of the
+    zoo cache (embedded or real), else the name given (a Hub id or folder); ``source`` (real stages) the package,
+    version and GGUF sha256 it was converted from; ``local_path`` this machine's folder (local only: the push-time
+    privacy filter rewrites it, and nothing shared should rely on it)."""
+    from ..zoo.cache import zoo_ref
+    from ..zoo.real import source_of
+
+    record: dict[str, Any] = {"id": str(name)}
+    if model_dir is None or not os.path.isdir(model_dir):
+        return record
+    ref = zoo_ref(model_dir)
+    if ref and "/" not in ref:
+        record["id"] = ref
+    source = source_of(model_dir)
+    if source:
+        record["id"] = source.get("ref") or record["id"]
+        record["source"] = {k: v for k, v in source.items() if k != "ref"}
+    record["local_path"] = str(model_dir)
+    return record
 
 
 def _rows(dataset) -> list:
@@ -309,7 +325,7 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
 
     Writes the adapter run directory to ``output_dir`` and returns the unlearned model (in eval mode).
     """
-    from .trainer import UnlearningTrainer
+    from .trainer import UnlearningTrainer, quiet_console
 
     out = Path(output_dir)
     if out.exists() and not overwrite:
@@ -320,6 +336,7 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
     start = time.time()
     trainer = UnlearningTrainer(model, config, splits["forget"], splits["retain"], processing_class=tokenizer,
                                 peft_config=lora_config(run))
+    quiet_console(trainer)
     result = trainer.train()
     save_run_dir(out, trainer, tokenizer, run_record(run, config, trainer, splits["forget"], splits["retain"],
                                                      run.model, time.time() - start, result.training_loss), overwrite)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from ..errors import ConfigError, TrainingError
 from ..utils.logging import get_logger
@@ -256,6 +257,26 @@ class UnlearningTrainer(Trainer):
             self.reference.save_cache(Path(output_dir or self.args.output_dir))
 
 
+class QuietProgress(ProgressCallback):
+    """Transformers' training bar with the last loss as its postfix instead of a ``{'loss': ...}`` dict written
+    under it on every log (and the final ``{'train_runtime': ...}``); the metrics stay in ``state.log_history``."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
+
+
+def quiet_console(trainer: Trainer) -> Trainer:
+    """Stop ``trainer`` printing log dicts on the console (as hfcl's zoo does): drop :class:`PrinterCallback` (the
+    ``disable_tqdm`` printer) and swap :class:`ProgressCallback` for :class:`QuietProgress`, keeping the bar."""
+    had_bar = any(isinstance(cb, ProgressCallback) for cb in trainer.callback_handler.callbacks)
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if had_bar:
+        trainer.add_callback(QuietProgress())
+    return trainer
+
+
 def _local_counts(inputs: dict[str, Any]) -> tuple[list[str], list[torch.Tensor]]:
     keys, values = [], []
     for part in PARTS:
@@ -278,4 +299,4 @@ def _restrict_trainable(model, pattern: str) -> None:
                           f"{next(n for n, _ in model.named_parameters())!r}.")
 
 
-__all__ = ["UnlearningTrainer"]
+__all__ = ["QuietProgress", "UnlearningTrainer", "quiet_console"]

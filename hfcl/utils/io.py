@@ -1,7 +1,8 @@
 """Atomic output: write into a temporary sibling, fsync, then rename, so a failure never leaves a half-written result.
 
 Files and folders get the permissions ``open``/``mkdir`` would give them under the process umask (``mkstemp`` and
-``mkdtemp`` alone make them private to the owner), so a run folder on a shared disk stays readable to teammates.
+``mkdtemp`` alone make them private to the owner, and so do some writers such as safetensors), so a run folder on a
+shared disk stays readable to teammates: :func:`atomic_directory` normalises everything inside just before the rename.
 """
 
 from __future__ import annotations
@@ -57,6 +58,23 @@ def _fsync_tree(root: Path) -> None:
         _fsync_path(folder, directory=True)
 
 
+def normalise_modes(root: str | os.PathLike) -> None:
+    """Give every file and folder under ``root`` (``root`` included) the umask-derived mode.
+
+    Folders get ``0o777 & ~umask``; files ``0o666 & ~umask``, or ``0o777 & ~umask`` when they were executable.
+    Symlinks are left alone (``chmod`` would follow them out of the tree).
+    """
+    mask = current_umask()
+    for folder, dirs, names in os.walk(root):
+        os.chmod(folder, 0o777 & ~mask)
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            executable = os.stat(path).st_mode & 0o111
+            os.chmod(path, (0o777 if executable else 0o666) & ~mask)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, ``os.replace``.
 
@@ -104,7 +122,8 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     """Yield a temporary directory that replaces ``path`` only if the block finishes without error.
 
     Raises :class:`OutputExistsError` before any work if ``path`` exists and ``overwrite`` is false. The folder
-    honours the umask; its files are fsynced before the rename. An existing ``path`` is moved aside, the new one
+    and everything written inside it get the umask-derived modes (:func:`normalise_modes`, whatever wrote them) and
+    are fsynced before the rename. An existing ``path`` is moved aside, the new one
     renamed in, and the old one deleted; if the second rename fails, the old result is put back where it was.
     """
     final = Path(path)
@@ -115,6 +134,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     tmp = make_temp_dir(final.parent, prefix=f".{final.name}.", suffix=".partial")
     try:
         yield tmp
+        normalise_modes(tmp)
         _fsync_tree(tmp)
         if final.exists():
             trash = make_temp_dir(final.parent, prefix=f".{final.name}.", suffix=".old")

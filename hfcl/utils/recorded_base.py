@@ -2,7 +2,7 @@
 
 An adapter folder names its base in ``adapter_config.json`` (``base_model_name_or_path``: a local folder, a Hub id
 or, once pushed, ``hfcl:<stage>@<hash>`` for an embedded zoo model), and an hfcl run directory also in
-``hfcl_run.json`` (``base_model.path`` / ``base_model.id``). Names are compared by *identity*, never by loading a
+``hfcl_run.json`` (``base_model.local_path`` / ``.path`` / ``.id``). Names are compared by *identity*, never by loading a
 model or building a zoo stage:
 
 * ``("zoo", stage, hash)``: a zoo stage name (hash from the recipe), an ``hfcl:`` reference or a folder of the zoo
@@ -33,12 +33,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def recorded_bases(folder: str | os.PathLike) -> list[str]:
     """The base names ``folder`` records, best first: adapter_config's ``base_model_name_or_path``, then
-    hfcl_run.json's ``base_model.path`` and ``base_model.id``. Empty when nothing is recorded or readable."""
+    hfcl_run.json's ``base_model.local_path`` (or the older ``path``) and ``base_model.id``. Empty when nothing is recorded or readable."""
     root = Path(folder)
     names = [_read_json(root / "adapter_config.json").get("base_model_name_or_path")]
     base = _read_json(root / "hfcl_run.json").get("base_model")
     if isinstance(base, dict):
-        names += [base.get("path"), base.get("id")]
+        names += [base.get("local_path"), base.get("path"), base.get("id")]
     elif isinstance(base, str):
         names.append(base)
     out: list[str] = []
