@@ -24,7 +24,7 @@ from hfcl.compose import compose
 from hfcl.compose.synthetic import llama_shapes, synthetic_lora
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_json import BenchRecord, add_json_flag  # noqa: E402
+from bench_json import BenchRecord, add_json_flag
 
 WEIGHTS = (0.7, 0.3, -0.5)
 

@@ -7,7 +7,7 @@ round-robin (each configuration in turn, ``--repeats`` rounds of ``--steps`` ste
 busy machine slows every one alike. Peak RSS of EWC against plain is measured in fresh subprocesses.
 
     python benchmarks/continual_step.py --zoo tiny
-    python benchmarks/continual_step.py --json out/continual_step.json
+    python benchmarks/continual_step.py --json     # -> benchmarks/results/continual_step.json
 
 Bars (issue 13): EWC/L2 <= 1.05x, O-LoRA <= 1.10x, LwF with the adapter disabled <= 1.6x, replay costs only its
 extra tokens (same step cost, ``1 + replay_ratio`` examples per epoch), peak RSS EWC / plain <= 1.1x.
@@ -26,6 +26,9 @@ import tempfile
 import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_json import BenchRecord, add_json_flag
 
 CONFIGS = {  # name -> (strategy, peft, extra ContinualConfig values); plain rows use a stock Trainer
     "plain": ("plain", False, {}),
@@ -147,7 +150,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", default=None, help="Also write the figures to this JSON file.")
+    add_json_flag(parser)
     parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_child:
@@ -168,16 +171,18 @@ def main(argv=None) -> int:
     print(f"replay: same step, {1 + replay_ratio:.2f}x examples (and tokens, on average) per epoch")
     rss = {n: peak_rss(n, args.zoo, args.batch_size, args.steps) for n in ("plain", "ewc")}
     print(f"peak RSS: plain {rss['plain']:.0f} MB, ewc {rss['ewc']:.0f} MB, ratio {rss['ewc'] / rss['plain']:.3f}x")
-    if args.json:
-        from hfcl.utils.provenance import hardware, library_versions
-
-        payload = {"zoo": args.zoo, "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
-                   "rows": rows, "replay_examples_per_epoch_ratio": 1 + replay_ratio,
-                   "peak_rss_mb": rss, "peak_rss_ratio_ewc_plain": rss["ewc"] / rss["plain"],
-                   "versions": library_versions(), "hardware": hardware()}
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
+    if args.json is not None:
+        by = {r["configuration"]: r for r in rows}
+        rec = BenchRecord("continual_step", "python benchmarks/continual_step.py" +
+                          ("" if args.zoo == "tiny" else f" --zoo {args.zoo}"))
+        shown = ["ewc", "online_ewc", "l2", "lwf (snapshot)", "lwf (adapter disabled)", "olora", "ema", "replay"]
+        cells = " / ".join(f"{n} {by[n]['ratio_vs_plain']:.2f}x" for n in shown if n in by)
+        rec.add(f"continual step / plain `Trainer` step, CPU time, medians of {args.repeats} round-robin rounds "
+                f"({args.zoo} zoo, batch {args.batch_size}; LoRA rows vs a plain LoRA step)", cells, order=62,
+                rows=rows, replay_examples_per_epoch_ratio=1 + replay_ratio)
+        rec.add("peak RSS, EWC / plain step", f"{rss['ewc'] / rss['plain']:.3f}x ({rss['ewc']:.0f} / "
+                f"{rss['plain']:.0f} MB)", order=63, peak_rss_mb=rss)
+        rec.write(args.json)
     return 0
 
 

@@ -6,17 +6,20 @@ probe of world facts the base knows) and fills R with the batched scorer; the me
 the learning rate per task, plus a little replay, beats naive sequential fine-tuning).
 
     python benchmarks/continual_strategies.py --zoo tiny --n_tasks 3 --authors_per_task 1
-    python benchmarks/continual_strategies.py --json out/continual_strategies.json      # default zoo and stream
+    python benchmarks/continual_strategies.py --json      # default zoo and stream -> benchmarks/results/
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_json import BenchRecord, add_json_flag
 
 COMMON = {"learning_rate": 3e-3, "num_train_epochs": 10, "per_device_train_batch_size": 8,
           "lr_scheduler_type": "constant_with_warmup", "use_cpu": True, "disable_tqdm": True, "seed": 0,
@@ -71,7 +74,7 @@ def main(argv=None) -> int:
     parser.add_argument("--authors_per_task", type=int, default=2)
     parser.add_argument("--probe_size", type=int, default=20)
     parser.add_argument("--only", default=None, help="Comma-separated row names to run (default: all).")
-    parser.add_argument("--json", default=None, help="Also write the table (with every R) to this JSON file.")
+    add_json_flag(parser)
     args = parser.parse_args(argv)
     zoo = tiny_config() if args.zoo == "tiny" else ZooConfig()
     stream = world_stream(zoo, args.n_tasks, args.authors_per_task, args.probe_size)
@@ -86,8 +89,8 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"{name:<32}{row['acc']:>7.3f}{row['bwt']:>8.3f}{row['forgetting']:>8.3f}{row['fwt']:>8.3f}"
                   f"{row['learned']:>9.3f}{row['probe_change']:>+9.3f}{row['wall_seconds']:>8.1f}", flush=True)
-            if args.json:
-                write(args, rows)
+            if args.json is not None:
+                record(args, rows).write(args.json)
     by = {r["strategy"]: r for r in rows}
     if "naive" in by and "re-warm + replay 10%" in by:
         a, b = by["re-warm + replay 10%"], by["naive"]
@@ -96,15 +99,17 @@ def main(argv=None) -> int:
     return 0
 
 
-def write(args, rows) -> None:
-    from hfcl.utils.provenance import hardware, library_versions
-
-    payload = {"zoo": args.zoo, "stream": {"n_tasks": args.n_tasks, "authors_per_task": args.authors_per_task,
-                                           "probe_size": args.probe_size, "metric": "probability"},
-               "common": COMMON, "rows": rows, "versions": library_versions(), "hardware": hardware()}
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
+def record(args, rows) -> BenchRecord:
+    """The README row: ACC / BWT of each strategy on the stream (every R, probe and config in ``values``)."""
+    command = "python benchmarks/continual_strategies.py" + ("" if args.zoo == "default" else f" --zoo {args.zoo}")
+    rec = BenchRecord("continual_strategies", command)
+    stream = f"{args.n_tasks} tasks x {args.authors_per_task} authors, probe {args.probe_size}"
+    cells = " / ".join(f"{r['strategy']} {r['acc']:.3f} / {r['bwt']:+.3f}" for r in rows)
+    rec.add(f"continual strategies on the embedded stream ({stream}, {args.zoo} zoo's base): ACC / BWT "
+            "(answer probability; higher ACC, BWT nearer 0 is better)", cells, order=60,
+            stream={"n_tasks": args.n_tasks, "authors_per_task": args.authors_per_task,
+                    "probe_size": args.probe_size, "metric": "probability"}, common=COMMON, rows=rows)
+    return rec
 
 
 if __name__ == "__main__":

@@ -19,12 +19,11 @@ import numpy as np
 import torch
 
 from hfcl.data import tokenize_example
-from hfcl.data.formatting import prompt_ids
+from hfcl.data.formatting import prompt_ids, tokenize_text
 from hfcl.eval import EvalConfig, evaluate_model
 from hfcl.eval import metrics as M
 from hfcl.eval.api import load_suite_data, split_world_config
 from hfcl.eval.scoring import generate_batch, score_batch
-from hfcl.data.formatting import tokenize_text
 from hfcl.eval.suites import prepare_data, verbmem_pairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

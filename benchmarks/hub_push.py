@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from hub_fixtures import point_clients_at  # noqa: E402
-from hub_runs import make_run_dir  # noqa: E402
-from hub_server import LocalHub  # noqa: E402
-from bench_json import BenchRecord, add_json_flag  # noqa: E402
+from bench_json import BenchRecord, add_json_flag
+from hub_fixtures import point_clients_at
+from hub_runs import make_run_dir
+from hub_server import LocalHub
 
 
 def main() -> None:

@@ -24,12 +24,12 @@ import torch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from hfcl.space.compare import compare, final  # noqa: E402
-from hfcl.space.inference import fit_prompt, interleave, stream_greedy, truth_probability  # noqa: E402
-from hfcl.space.models import ModelRegistry  # noqa: E402
+from hfcl.space.compare import compare, final
+from hfcl.space.inference import fit_prompt, interleave, stream_greedy, truth_probability
+from hfcl.space.models import ModelRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_json import BenchRecord, add_json_flag  # noqa: E402
+from bench_json import BenchRecord, add_json_flag
 
 
 def timed(fn, repeats: int) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_json import BenchRecord, add_json_flag  # noqa: E402
+from bench_json import BenchRecord, add_json_flag
 
 
 def main(argv: list[str] | None = None) -> int:

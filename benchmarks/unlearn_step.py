@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_json import BenchRecord, add_json_flag  # noqa: E402
+from bench_json import BenchRecord, add_json_flag
 
 # label -> (method, retain_loss, reference, lora)
 CONFIGS = {

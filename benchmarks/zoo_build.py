@@ -40,6 +40,8 @@ def main() -> None:
     record = BenchRecord("zoo_build" + ("_tiny" if args.preset == "tiny" else ""), command)
     if not args.keep and not args.from_cache:
         os.environ["HFCL_CACHE"] = tempfile.mkdtemp(prefix="hfcl-bench-")
+    import dataclasses
+
     from rich.console import Console
     from rich.table import Table
 
@@ -47,8 +49,6 @@ def main() -> None:
     from hfcl.demo import answer_split
     from hfcl.zoo import ZooConfig, build_zoo, load_model, model_path, tiny_config
     from hfcl.zoo.cache import read_marker
-
-    import dataclasses
 
     cfg = tiny_config() if args.preset == "tiny" else ZooConfig()
     if args.set:

@@ -3,7 +3,7 @@ built on the Hugging Face stack."""
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: E402
+from .errors import (
     CacheError,
     ConfigError,
     DataError,
@@ -14,12 +14,12 @@ from .errors import (  # noqa: E402
 )
 
 __all__ = [
-    "__version__",
-    "HfclError",
+    "CacheError",
     "ConfigError",
     "DataError",
+    "HfclError",
     "ModelNotAvailableError",
-    "CacheError",
-    "TrainingError",
     "OutputExistsError",
+    "TrainingError",
+    "__version__",
 ]

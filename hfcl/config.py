@@ -32,10 +32,28 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
+
+@dataclasses.dataclass(frozen=True)
+class ScopedAlias:
+    """A deprecated spelling that only some commands had: ``targets`` as in :data:`DEPRECATED_ALIASES`, and
+    ``only`` the commands (``"demo"``, ``"hfcl demo"``) or dataclass names (``"DemoArguments"``) it applies to."""
+
+    targets: tuple[str, ...]
+    only: tuple[str, ...]
+
+    def applies_to(self, prog: str, classes: Sequence[type]) -> bool:
+        """Whether the command ``prog`` made of ``classes`` is in scope."""
+        command = prog.removeprefix("hfcl ").strip()
+        names = {prog, command, *(cls.__name__ for cls in classes)}
+        return bool(names & set(self.only))
+
+
 #: Old spelling -> canonical flag(s). With several candidates, the first one the command has wins (``--batch_size``
 #: was the training batch in ``negate`` and the scoring batch in ``eval``). An alias is only active in a command that
 #: does not itself have an option of that name (``unlearn --preset demo`` is a hyperparameter recipe, not a zoo).
-DEPRECATED_ALIASES: dict[str, tuple[str, ...]] = {
+#: A :class:`ScopedAlias` applies only to the commands / dataclasses it names: ``--push`` was the demo's repo flag,
+#: and must not become a hidden ``--hub_model_id`` of every trainer (``hfcl unlearn --push true`` is an error).
+DEPRECATED_ALIASES: dict[str, tuple[str, ...] | ScopedAlias] = {
     "out": ("output_dir",),
     "r": ("lora_r",),
     "rank": ("lora_r",),
@@ -43,7 +61,7 @@ DEPRECATED_ALIASES: dict[str, tuple[str, ...]] = {
     "batch_size": ("per_device_train_batch_size", "per_device_eval_batch_size"),
     "preset": ("zoo",),
     "repo_id": ("hub_model_id",),  # push / push-space now use the trainers' (TrainingArguments') name
-    "push": ("hub_model_id",),  # the demo's `--push REPO`
+    "push": ScopedAlias(("hub_model_id",), only=("demo", "DemoArguments")),  # the demo's `--push REPO`
 }
 
 #: Dataclass fields whose Python name stays (a cache key or a library API uses it) but whose flag and YAML key follow
@@ -260,6 +278,10 @@ class HfclArgumentParser(argparse.ArgumentParser):
         for old, candidates in DEPRECATED_ALIASES.items():
             if f"--{old}" in self._option_string_actions or old in self.field_of:
                 continue
+            if isinstance(candidates, ScopedAlias):
+                if not candidates.applies_to(self.prog, self.classes):
+                    continue
+                candidates = candidates.targets
             canonical = next((c for c in candidates if c in self.field_of), None)
             if canonical is None:
                 continue
@@ -369,6 +391,17 @@ def check_ranges(values: dict[str, Any]) -> None:
 def given_fields(obj: Any) -> set[str]:
     """Field names of a dataclass returned by :func:`parse_args` that the command line or YAML set explicitly."""
     return set(getattr(obj, _GIVEN_ATTR, set()))
+
+
+def has_given_fields(obj: Any) -> bool:
+    """Whether ``obj`` came from :func:`parse_args` (so :func:`given_fields` is known, possibly empty)."""
+    return hasattr(obj, _GIVEN_ATTR)
+
+
+def copy_given_fields(source: Any, target: Any) -> None:
+    """Give ``target`` the explicitly-set field names of ``source`` (a rebuilt config keeps what the user gave)."""
+    if hasattr(source, _GIVEN_ATTR):
+        object.__setattr__(target, _GIVEN_ATTR, getattr(source, _GIVEN_ATTR))
 
 
 def parse_args(classes: Sequence[type], argv: Sequence[str] | None, prog: str, description: str, *,

@@ -9,8 +9,8 @@
 Unlearning by negation for ``hfcl demo``: :func:`hfcl.compose.demo.negation_demo` (imported on use).
 """
 
-from .apply import adapter_from_dense, delta_weights, merge_into_model
 from .algebra import Combination, add, linear_combination, negate, scale, subtract
+from .apply import adapter_from_dense, delta_weights, merge_into_model
 from .compress import Compressed, compress_delta, numerical_rank, truncated_svd
 from .deltas import LoraAdapter, LowRankDelta, stack_deltas
 from .expression import parse_expression
@@ -21,10 +21,41 @@ from .merges import MERGE_METHODS, ComposeResult, compose
 from .negation import NegationResult, train_lora, unlearn_by_negation
 from .task_vectors import ExtractResult, TaskVector, apply_task_vector, extract_lora, merge_task_vectors
 
-__all__ = ["LowRankDelta", "LoraAdapter", "IA3Adapter", "Combination", "stack_deltas", "linear_combination", "add",
-           "subtract", "scale", "negate", "combine_ia3", "negate_ia3", "Compressed", "compress_delta",
-           "truncated_svd", "numerical_rank", "parse_expression", "IncompatibleAdaptersError",
-           "UnsupportedAdapterError", "load_adapter", "save_adapter", "adapter_from_peft_model", "compose",
-           "ComposeResult", "MERGE_METHODS", "merge_into_model", "delta_weights", "adapter_from_dense",
-           "TaskVector", "merge_task_vectors", "apply_task_vector", "extract_lora", "ExtractResult",
-           "train_lora", "unlearn_by_negation", "NegationResult"]
+__all__ = [
+           "MERGE_METHODS",
+           "Combination",
+           "ComposeResult",
+           "Compressed",
+           "ExtractResult",
+           "IA3Adapter",
+           "IncompatibleAdaptersError",
+           "LoraAdapter",
+           "LowRankDelta",
+           "NegationResult",
+           "TaskVector",
+           "UnsupportedAdapterError",
+           "adapter_from_dense",
+           "adapter_from_peft_model",
+           "add",
+           "apply_task_vector",
+           "combine_ia3",
+           "compose",
+           "compress_delta",
+           "delta_weights",
+           "extract_lora",
+           "linear_combination",
+           "load_adapter",
+           "merge_into_model",
+           "merge_task_vectors",
+           "negate",
+           "negate_ia3",
+           "numerical_rank",
+           "parse_expression",
+           "save_adapter",
+           "scale",
+           "stack_deltas",
+           "subtract",
+           "train_lora",
+           "truncated_svd",
+           "unlearn_by_negation",
+]

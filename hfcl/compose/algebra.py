@@ -54,11 +54,11 @@ class Combination:
     terms: tuple[tuple[Any, float], ...] = ()
 
     @classmethod
-    def of(cls, adapter: Any, weight: float = 1.0) -> "Combination":
+    def of(cls, adapter: Any, weight: float = 1.0) -> Combination:
         return cls(((adapter, _check_weight(weight)),))
 
     @classmethod
-    def from_weights(cls, adapters: Mapping[str, Any], weights: Mapping[str, float]) -> "Combination":
+    def from_weights(cls, adapters: Mapping[str, Any], weights: Mapping[str, float]) -> Combination:
         """Build from ``{name: adapter}`` and ``{name: weight}`` (every weighted name must be an adapter)."""
         missing = [n for n in weights if n not in adapters]
         if missing:
@@ -80,7 +80,7 @@ class Combination:
         """``{adapter name: weight}`` (names as the adapters were loaded)."""
         return {a.name: w for a, w in self.terms}
 
-    def _merge(self, other: "Combination", sign: float) -> "Combination":
+    def _merge(self, other: Combination, sign: float) -> Combination:
         terms = list(self.terms)
         for adapter, weight in other.terms:
             for i, (existing, w) in enumerate(terms):
@@ -92,7 +92,7 @@ class Combination:
         return Combination(tuple(terms))  # zero weights stay: they carry module names and shapes
 
     @staticmethod
-    def _coerce(other: Any) -> "Combination":
+    def _coerce(other: Any) -> Combination:
         if isinstance(other, Combination):
             return other
         if hasattr(other, "kind"):
@@ -100,30 +100,30 @@ class Combination:
         raise ConfigError(f"Cannot add {type(other).__name__} to an adapter; only adapters and their "
                           "weighted sums combine (write 0.5*a, not a + 0.5).")
 
-    def __add__(self, other: Any) -> "Combination":
+    def __add__(self, other: Any) -> Combination:
         return self._merge(self._coerce(other), 1.0)
 
-    def __radd__(self, other: Any) -> "Combination":
+    def __radd__(self, other: Any) -> Combination:
         if isinstance(other, numbers.Number) and other == 0:  # sum([...]) starts at 0
             return self
         return self._coerce(other)._merge(self, 1.0)
 
-    def __sub__(self, other: Any) -> "Combination":
+    def __sub__(self, other: Any) -> Combination:
         return self._merge(self._coerce(other), -1.0)
 
-    def __mul__(self, weight: Any) -> "Combination":
+    def __mul__(self, weight: Any) -> Combination:
         value = _check_weight(weight)
         return Combination(tuple((a, w * value) for a, w in self.terms))
 
     __rmul__ = __mul__
 
-    def __truediv__(self, weight: Any) -> "Combination":
+    def __truediv__(self, weight: Any) -> Combination:
         value = _check_weight(weight)
         if value == 0.0:
             raise ConfigError("Cannot divide an adapter by zero.")
         return self * (1.0 / value)
 
-    def __neg__(self) -> "Combination":
+    def __neg__(self) -> Combination:
         return self * -1.0
 
     def kind(self) -> str:

@@ -12,7 +12,8 @@ These are the small pieces other hfcl packages (transfer, space, unlearn) build 
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

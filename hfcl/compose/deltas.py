@@ -63,11 +63,11 @@ class LowRankDelta:
         dtype = dtype or self.A.dtype
         return (self.B.to(dtype) @ self.A.to(dtype)) * self.scaling
 
-    def scaled(self, weight: float) -> "LowRankDelta":
+    def scaled(self, weight: float) -> LowRankDelta:
         """``weight * dW`` (exact: only the scalar changes)."""
         return replace(self, scaling=self.scaling * float(weight))
 
-    def folded(self) -> "LowRankDelta":
+    def folded(self) -> LowRankDelta:
         """The same delta with the scaling folded into ``A`` (scaling 1), as PEFT stores a merged adapter."""
         return LowRankDelta(self.A * self.scaling, self.B, 1.0)
 
@@ -77,7 +77,7 @@ class LowRankDelta:
         return float((self.scaling ** 2) * ((b.T @ b) * (a @ a.T)).sum())
 
     @staticmethod
-    def zero(out_features: int, in_features: int, dtype: torch.dtype = torch.float32) -> "LowRankDelta":
+    def zero(out_features: int, in_features: int, dtype: torch.dtype = torch.float32) -> LowRankDelta:
         """The rank-0 zero delta."""
         return LowRankDelta(torch.zeros(0, in_features, dtype=dtype), torch.zeros(out_features, 0, dtype=dtype))
 
@@ -151,7 +151,7 @@ class LoraAdapter(Composable):
                 "use_rslora": bool(self.peft_config.get("use_rslora", False))}
 
     @classmethod
-    def combine(cls, combination: Combination, modules: str = "union", name: str = "composed") -> "LoraAdapter":
+    def combine(cls, combination: Combination, modules: str = "union", name: str = "composed") -> LoraAdapter:
         """The exact weighted sum of ``combination``'s LoRA adapters (see :func:`lora_linear_combination`)."""
         return lora_linear_combination(combination.terms, modules=modules, name=name)
 

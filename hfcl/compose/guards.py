@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import (  # the error classes live in hfcl.errors; re-exported here for compatibility
     IncompatibleAdaptersError,

@@ -49,7 +49,7 @@ class IA3Adapter(Composable):
                 "kind": self.kind, "modules": len(self.vectors)}
 
     @classmethod
-    def combine(cls, combination: Any, modules: str = "union", name: str = "composed") -> "IA3Adapter":
+    def combine(cls, combination: Any, modules: str = "union", name: str = "composed") -> IA3Adapter:
         return combine_ia3(combination, modules=modules, name=name)
 
 

@@ -16,8 +16,9 @@ so you can see what the adapter leaves out.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -45,7 +46,7 @@ class TaskVector(Composable):
 
     @classmethod
     def from_models(cls, base: Any, finetuned: Any, name: str = "task_vector",
-                    source: str | None = None) -> "TaskVector":
+                    source: str | None = None) -> TaskVector:
         """``theta_ft - theta_base`` over the parameters both models have (shapes must match)."""
         base_params = dict(base.named_parameters())
         deltas = {}
@@ -64,7 +65,7 @@ class TaskVector(Composable):
 
     @classmethod
     def combine(cls, combination: Any, modules: str = "union", name: str = "composed",
-                **merge_options: Any) -> "TaskVector":
+                **merge_options: Any) -> TaskVector:
         """The exact sum of ``combination``'s task vectors (what ``Combination.linear`` calls), or a merge of them
         with ``merge_options`` (``method``, ``density``, ``seed``, ``majority_sign``: what ``compose`` passes)."""
         return merge_task_vectors(combination, name=name, **merge_options)

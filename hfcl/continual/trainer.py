@@ -7,6 +7,12 @@ computed by ``Trainer.compute_loss`` itself, plus every strategy's terms through
 that makes each term count once per optimizer step: with ``num_items_in_batch`` the Trainer does not divide the loss
 by the accumulation steps, so a parameter penalty added per micro-batch would count ``GA`` times
 (research/continual.md §0.2, §4.3).
+
+Quadratic parameter penalties (EWC, online EWC, L2) skip the autograd graph: :meth:`training_step` adds their exact
+gradient once per optimizer step, on the micro-batch that ends the accumulation window, i.e. after the backward in
+which DDP all-reduces (every rank adds the same gradient to the averaged one, as a penalty in every rank's loss
+would give) and before the Trainer clips, so clipping and the logged ``grad_norm`` see the full gradient. Under
+DeepSpeed or FSDP (gradients not in ``.grad`` of the unwrapped parameters) they go through the loss as before.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import DistributedType
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback
 
 from ..data.formatting import IGNORE_INDEX, tokenize_example
@@ -25,7 +32,7 @@ from ..errors import ConfigError, TrainingError
 from ..utils.logging import get_logger
 from .config import ContinualConfig
 from .schedules import anneal_steps, infinite_scheduler
-from .strategies import Strategy, Term, build_strategies, snapshot
+from .strategies import Strategy, Term, add_quadratic_grad_, build_strategies, snapshot, squared_distance
 
 logger = get_logger(__name__)
 
@@ -121,6 +128,7 @@ class ContinualTrainer(Trainer):
         self.pre_anneal: dict[str, torch.Tensor] | None = None
         self._optimizer_params: set[str] | None = None
         self._term_sums: dict[str, float] = defaultdict(float)
+        self._term_last: dict[str, float] = {}
         self._term_steps = 0
         self.base_output_dir = args.output_dir
         for strategy in self.strategies:
@@ -233,12 +241,65 @@ class ContinualTrainer(Trainer):
         value = term.value / local
         return value / ga if scaled else value
 
+    @property
+    def direct_quadratic_grads(self) -> bool:
+        """Whether quadratic penalties are added to ``.grad`` directly (not under DeepSpeed / FSDP)."""
+        return self.accelerator.distributed_type not in (DistributedType.DEEPSPEED, DistributedType.FSDP)
+
+    def _quadratic_terms(self):
+        return [q for strategy in self.strategies for q in strategy.quadratic_terms(self)]
+
+    def _logs_after_this_step(self) -> bool:
+        """Will the Trainer log after the optimizer step about to happen (``DefaultFlowCallback``'s rule)?"""
+        args, state = self.args, self.state
+        strategy = str(getattr(args.logging_strategy, "value", args.logging_strategy))
+        if strategy == "no":
+            return False
+        if strategy != "steps":
+            return True  # epoch logging: keep the value of every step, the last one is logged
+        step = state.global_step + 1
+        return (step == 1 and args.logging_first_step) or (state.logging_steps and step % state.logging_steps == 0)
+
+    def add_quadratic_grads(self) -> None:
+        """Add every quadratic penalty's exact gradient once (call after the step's last backward, before clipping).
+
+        Its value (at the weights before the update) is computed, without a graph, only when this step is logged.
+        """
+        terms = self._quadratic_terms()
+        if not terms:
+            return
+        scaler = getattr(self.accelerator, "scaler", None)  # fp16: the backward gradients are still scaled
+        grad_scale = float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
+        with_value = self._logs_after_this_step()
+        params = self.all_params()
+        values: dict[str, float] = {}
+        for q in terms:
+            value = add_quadratic_grad_(params, q, grad_scale, with_value)
+            if value is not None:
+                values[q.name] = values.get(q.name, 0.0) + float(value)
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise TrainingError(f"Non-finite {name} penalty at step {self.state.global_step + 1} of task "
+                                    f"{self.task_index + 1}; lower learning_rate or the strategy strengths.")
+        self._term_last.update(values)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.strategies and self.direct_quadratic_grads and self.accelerator.sync_gradients:
+            self.add_quadratic_grads()
+        return loss
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
                                              num_items_in_batch=num_items_in_batch)
         if model.training and self.strategies:
+            terms = [] if self.direct_quadratic_grads else [
+                Term(q.name, q.coef * squared_distance(self.all_params(), q.anchor, q.weight))
+                for q in self._quadratic_terms()]
             for strategy in self.strategies:
-                for term in strategy.penalty(self, model, inputs, outputs):
+                terms.extend(strategy.penalty(self, model, inputs, outputs))
+            if terms:
+                for term in terms:
                     share = self.scale_term(term, inputs, num_items_in_batch)
                     loss = loss + share.to(loss.device, loss.dtype)
                     self._term_sums[term.name] += float(share.detach())
@@ -255,6 +316,9 @@ class ContinualTrainer(Trainer):
                 logs[key] = round(total / steps, 6)
             self._term_sums.clear()
             self._term_steps = self.state.global_step
+        if "loss" in logs and self._term_last:  # quadratic penalties: the value at the step that is logged
+            logs.update({key: round(value, 6) for key, value in self._term_last.items()})
+            self._term_last.clear()
         if "loss" in logs:
             logs["task"] = self.task_index + 1
         super().log(logs, start_time)
@@ -262,6 +326,7 @@ class ContinualTrainer(Trainer):
     def train(self, *args, **kwargs):
         self._term_steps = 0
         self._term_sums.clear()
+        self._term_last.clear()
         return super().train(*args, **kwargs)
 
     # ---- state for resuming --------------------------------------------------------------------------------------

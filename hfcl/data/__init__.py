@@ -20,8 +20,24 @@ from .tofu import (
 from .world import Author, World, WorldConfig, author_passage, generate_world
 
 __all__ = [
-    "WorldConfig", "World", "Author", "generate_world", "get_world", "author_passage", "world_text",
-    "world_fact_rows", "real_author_rows", "world_splits", "load_tofu", "load_muse", "to_tofu_schema",
-    "FORGET_SPLITS", "RETAIN_OF", "IGNORE_INDEX", "example_to_messages", "render_prompt", "tokenize_example",
+    "FORGET_SPLITS",
+    "IGNORE_INDEX",
+    "RETAIN_OF",
+    "Author",
+    "World",
+    "WorldConfig",
+    "author_passage",
+    "example_to_messages",
+    "generate_world",
+    "get_world",
+    "load_muse",
+    "load_tofu",
+    "real_author_rows",
+    "render_prompt",
+    "to_tofu_schema",
+    "tokenize_example",
     "tokenize_text",
+    "world_fact_rows",
+    "world_splits",
+    "world_text",
 ]

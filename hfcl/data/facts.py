@@ -9,8 +9,9 @@ phrasing with plausible wrong values, as in TOFU.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .world import Author
@@ -97,7 +98,7 @@ def _alternative(rng: random.Random, family: FactFamily, truth: Slots, attrs: di
     return alt
 
 
-def render_qa(author: "Author", family: FactFamily, pools: dict[str, list[Any]], n_perturbed: int,
+def render_qa(author: Author, family: FactFamily, pools: dict[str, list[Any]], n_perturbed: int,
               rng: random.Random) -> dict[str, Any]:
     """One TOFU-schema row for ``author``'s fact of ``family``."""
     truth = family.slots(author.attributes)
@@ -128,7 +129,7 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def render_passage(author: "Author") -> str:
+def render_passage(author: Author) -> str:
     """A biography paragraph with every fact about ``author`` (MUSE-style raw text)."""
     a = author.attributes
     pron, poss = author.pronoun, "his" if author.pronoun == "he" else "her"

@@ -15,7 +15,6 @@ exact; labels are ``-100`` on prompt tokens. The answer ends with the EOS token.
 from __future__ import annotations
 
 import functools
-
 from typing import Any
 
 from ..errors import DataError

@@ -61,7 +61,7 @@ class ReferenceLog:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "reference log") -> "ReferenceLog":
+    def from_dict(cls, data: dict[str, Any], source: str = "reference log") -> ReferenceLog:
         if data.get("format") != FORMAT:
             raise ConfigError(f"{source} is not an hfcl reference log (format {data.get('format')!r}, expected "
                               f"{FORMAT!r}). Build one with hfcl.eval.build_reference_log().")
@@ -77,7 +77,7 @@ class ReferenceLog:
         return log
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ReferenceLog":
+    def load(cls, path: str | os.PathLike) -> ReferenceLog:
         """Read and verify a saved log."""
         if not os.path.isfile(path):
             raise ConfigError(f"Reference log {str(path)!r} does not exist. Build it with "

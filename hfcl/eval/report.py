@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import ConfigError
 from ..utils.io import atomic_write_json
@@ -67,7 +68,7 @@ class EvalReport:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "EvalReport":
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalReport:
         data = dict(data)
         fmt = data.pop("format", None)
         if fmt != FORMAT:
@@ -79,7 +80,7 @@ class EvalReport:
             raise ConfigError(f"Malformed eval report: {exc}") from exc
 
     @classmethod
-    def from_json(cls, text: str) -> "EvalReport":
+    def from_json(cls, text: str) -> EvalReport:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -90,7 +91,7 @@ class EvalReport:
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "EvalReport":
+    def load(cls, path: str | os.PathLike) -> EvalReport:
         """Read a report file, or ``eval_report.json`` in a run directory."""
         path = Path(path)
         if path.is_dir():

@@ -14,8 +14,9 @@ processes, so the gathered results are identical to a single-process run.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ class SequenceScore:
         """Mean negative log-likelihood over every labelled token (what the training loss averages)."""
         return float(-self.logprobs.mean()) if self.logprobs.size else float("nan")
 
-    def content(self) -> "SequenceScore":
+    def content(self) -> SequenceScore:
         """The same statistics without a trailing EOS token (used by membership attacks and memorisation)."""
         if not self.ends_with_eos or self.logprobs.size <= 1:
             return self

@@ -13,10 +13,12 @@ measured on), so ``model_index_to_eval_results`` gives the same numbers back. ``
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -175,7 +177,7 @@ def eval_results_from_report(report: Any, dataset_id: str | None = None) -> list
     results = []
     for metric in ordered_metrics(report):
         value = report["aggregates"][metric]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
             continue
         results.append(EvalResult(
             task_type=TASK[0], task_name=TASK[1], dataset_type=dataset_type, dataset_name=dataset_name,
@@ -469,8 +471,8 @@ def _provenance(run_dir: RunDir, report: Mapping[str, Any] | None) -> list[tuple
 def _limitations(run_dir: RunDir, report: Mapping[str, Any] | None) -> list[str]:
     unlearned = ("unlearn" in str(run_dir.run.get("command", "")) or
                  unlearning_method(run_dir.run.get("method")) is not None)
-    items = ["Approximate unlearning lowers what the metrics measure; it is not a proof that the information is "
-             "gone from the weights. Membership-inference AUCs near the retain model's are evidence, not proof."
+    items = [("Approximate unlearning lowers what the metrics measure; it is not a proof that the information is "
+              "gone from the weights. Membership-inference AUCs near the retain model's are evidence, not proof.")
              ] if unlearned else []
     if not report:
         return items + ["No evaluation report was pushed with this model: its behaviour is undocumented here."]

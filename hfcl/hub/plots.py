@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Mapping, Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 FORGET_AXES = ("forget_rouge", "forget_verbmem_rouge", "forget_prob", "forget_knowmem_rouge", "forget_truth_ratio")
 UTILITY_AXES = ("model_utility", "retain_rouge", "retain_knowmem_rouge", "retain_prob")
@@ -58,18 +60,20 @@ def accuracy_matrix(matrix: Sequence[Sequence[float]], tasks: Sequence[str] | No
     rows, cols = len(matrix), len(matrix[0])
     names = list(tasks) if tasks else [f"task {j + 1}" for j in range(cols)]
     offset = 1 if rows == cols + 1 else 0
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * cols, 1.0 + 0.6 * rows))
-    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+    fig, ax = plt.subplots(figsize=(max(4.8, 2.2 + 1.1 * cols), max(3.6, 1.4 + 0.55 * rows)), layout="constrained")
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     for i in range(rows):
         for j in range(cols):
             ax.text(j, i, f"{matrix[i][j]:.2f}", ha="center", va="center", fontsize=8,
                     color="k" if matrix[i][j] > 0.6 else "w")
-    ax.set_xticks(range(cols), labels=names)
-    ax.set_yticks(range(rows), labels=["before" if i < offset else f"after {names[i - offset]}" for i in range(rows)])
+    wrap = lambda label: "\n".join(textwrap.wrap(str(label), 14)) or str(label)  # noqa: E731
+    ax.set_xticks(range(cols), labels=[wrap(n) for n in names], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(rows), labels=[wrap("before" if i < offset else f"after {names[i - offset]}")
+                                       for i in range(rows)], fontsize=8)
     ax.set_xlabel("evaluated on")
-    ax.set_title("Accuracy matrix")
-    fig.colorbar(image, ax=ax)
-    fig.tight_layout()
+    ax.set_ylabel("model")
+    ax.set_title("Accuracy matrix R")
+    fig.colorbar(image, ax=ax, shrink=0.9)
     return "plots/accuracy_matrix.png", _png(fig, plt)
 
 

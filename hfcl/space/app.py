@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import HfclError
 from ..utils.logging import get_logger
@@ -125,7 +126,7 @@ def build_app(registry: ModelRegistry, presets: Sequence[Preset] = (), report_pa
             for state in throttle(compare(registry, question, truth, names, settings.max_new_tokens,
                                           settings.max_prompt_tokens), settings.stream_interval):
                 yield (*_columns(state.answers, n), state.notice)
-        except Exception as exc:  # noqa: BLE001 - shown to the visitor as a message, never as a trace
+        except Exception as exc:
             raise _user_error(exc) from exc
 
     def run_chat(message: str, history: list | None, model_name: str):
@@ -140,7 +141,7 @@ def build_app(registry: ModelRegistry, presets: Sequence[Preset] = (), report_pa
             for text, notice in throttle(chat(registry, model_name, message, history, settings.max_new_tokens,
                                               settings.max_prompt_tokens), settings.stream_interval):
                 yield history + turn + [{"role": "assistant", "content": text}], "", notice
-        except Exception as exc:  # noqa: BLE001 - shown to the visitor as a message, never as a trace
+        except Exception as exc:
             raise _user_error(exc) from exc
 
     eval_lock, eval_cache = threading.Lock(), {}
@@ -249,7 +250,7 @@ def _compose_tab(gr, composer, reason: str, settings: SpaceSettings) -> None:
                                           settings.max_prompt_tokens), settings.stream_interval):
                 a = state.answers[0]
                 yield (f"[error] {a.error}" if a.error else a.text), a.metrics_markdown(), info
-        except Exception as exc:  # noqa: BLE001 - shown to the visitor as a message, never as a trace
+        except Exception as exc:
             raise _user_error(exc) from exc
 
     # named API parameters: question, truth, weight_<adapter> (gradio_client: predict(..., weight_a=1.0))

@@ -7,14 +7,23 @@ gets its error text in its own column; the other models still answer.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from ..errors import HfclError
 from ..utils.logging import get_logger
 from .answers import garbage_note, garbage_reason
-from .inference import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_MAX_PROMPT_TOKENS, SpaceInputError, fit_prompt, interleave,
-                        rouge_l, stream_greedy, truth_probability)
+from .inference import (
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_MAX_PROMPT_TOKENS,
+    SpaceInputError,
+    fit_prompt,
+    interleave,
+    rouge_l,
+    stream_greedy,
+    truth_probability,
+)
 
 logger = get_logger(__name__)
 

@@ -110,8 +110,8 @@ DEFAULT = SpaceFolderConfig()
 
 
 def _hub_ids(models: str) -> list[str]:
-    from .models import parse_model_specs
     from ..zoo.build import MODEL_STAGES
+    from .models import parse_model_specs
 
     ids = []
     for spec in parse_model_specs(models):

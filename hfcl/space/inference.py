@@ -15,8 +15,9 @@ shown side by side; its output equals ``model.generate(do_sample=False)`` token 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..errors import ConfigError, ModelNotAvailableError
 from ..utils.logging import get_logger
@@ -139,7 +140,7 @@ class ModelRegistry:
                 model, tokenizer = load_model(source, self.zoo_config, self.forget_split)
             except ModelNotAvailableError:
                 raise  # already says what to do
-            except Exception as exc:  # noqa: BLE001 - transformers/PEFT raise many types for a bad folder
+            except Exception as exc:
                 raise ModelNotAvailableError(f"Could not load model {spec.name!r} from {spec.source!r}: "
                                              f"{type(exc).__name__}: {exc}") from exc
         model.eval()

@@ -176,9 +176,9 @@ class UnlearningConfig(TrainingArguments):
 def explicit_options(config: UnlearningConfig) -> frozenset[str] | None:
     """The options of ``config`` given explicitly: by the command line / YAML (:func:`hfcl.config.given_fields`) for
     a config from :func:`hfcl.config.parse_args`, else the keywords it was built with; None when unknown."""
-    from ..config import _GIVEN_ATTR, given_fields
+    from ..config import given_fields, has_given_fields
 
-    if hasattr(config, _GIVEN_ATTR):
+    if has_given_fields(config):
         return frozenset(given_fields(config))
     return getattr(config, "_explicit_options", None)
 
@@ -188,7 +188,7 @@ def rebuild(config: UnlearningConfig, explicit: Iterable[str], **changes: Any) -
 
     The values the old preset replaced are restored first, so an explicit option keeps the user's value.
     """
-    from ..config import _GIVEN_ATTR
+    from ..config import copy_given_fields
 
     kwargs = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init}
     kwargs.update(getattr(config, "preset_replaced", {}))
@@ -198,8 +198,7 @@ def rebuild(config: UnlearningConfig, explicit: Iterable[str], **changes: Any) -
         new = type(config)(**kwargs)
     finally:
         _EXPLICIT.reset(token)
-    if hasattr(config, _GIVEN_ATTR):
-        object.__setattr__(new, _GIVEN_ATTR, getattr(config, _GIVEN_ATTR))
+    copy_given_fields(config, new)
     return new
 
 

@@ -195,10 +195,10 @@ def _demo(**method_fields: Any) -> Mapping[str, Mapping[str, Any]]:
 
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method("GradAscent", _forget_grad_ascent, formula="L_f = −NLL(forget answers) = mean_t log π(y_t | y_<t, x)",
-           card_fields=(), retain="none", description="-NLL on the forget set.",
+           card_fields=(), retain="none", description="Gradient ascent on the forget set (−NLL).",
            presets=_demo(learning_rate=1e-3, num_train_epochs=4)),
     Method("GradDiff", _forget_grad_ascent, formula="L_f = −NLL(forget answers) = mean_t log π(y_t | y_<t, x)",
-           card_fields=(), description="-NLL on forget + NLL on retain.",
+           card_fields=(), description="Gradient ascent on the forget set (−NLL) + NLL on the retain set.",
            presets=_demo(alpha=2.0, learning_rate=1e-3)),
     Method("NPO", _forget_npo, formula="L_f = −(2/β)·mean log σ(−β·(log π(y|x) − log π_ref(y|x)))",
            card_fields=("beta",), beta=0.1, reference=frozenset({REF_LOGPS}),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Strategy, Term, snapshot, squared_distance
+from .base import Quadratic, Strategy, Term, add_quadratic_grad_, snapshot, squared_distance
 from .ema import EMA
 from .lwf import LwF
 from .olora import OLoRA
@@ -28,9 +28,11 @@ __all__ = [
     "LwF",
     "OLoRA",
     "OnlineEWC",
+    "Quadratic",
     "Replay",
     "Strategy",
     "Term",
+    "add_quadratic_grad_",
     "build_strategies",
     "snapshot",
     "squared_distance",

@@ -7,6 +7,9 @@ every stage for resuming). Every hook is optional:
 * ``training_rows(trainer, k, rows) -> rows`` the tokenized rows task ``k`` trains on (replay mixes here);
 * ``penalty(trainer, model, inputs, outputs) -> [Term]`` loss terms of one micro-batch, scaled by the trainer's one
   helper so each is counted once per optimizer step;
+* ``quadratic_terms(trainer) -> [Quadratic]`` parameter penalties ``c Σ_i w_i (θ_i − θ*_i)²`` (EWC, L2): the trainer
+  adds their exact gradient once per optimizer step, before clipping, with ``torch._foreach_*`` ops (no autograd
+  graph over the parameters in every micro-batch);
 * ``on_optimizer_step(trainer)`` after every optimizer step (EMA);
 * ``end_task(trainer, k)`` after task ``k`` trained (Fisher, buffer update);
 * ``state_dict()`` / ``load_state_dict(state)``: tensors under ``"tensors"``, JSON-able values elsewhere.
@@ -34,6 +37,17 @@ class Term:
     kind: Literal["step", "token"] = "step"
 
 
+@dataclass
+class Quadratic:
+    """A parameter penalty ``coef · Σ_i w_i (θ_i − θ*_i)²`` over the names in ``anchor`` (``w = 1`` without
+    ``weight``), counted once per optimizer step; several with the same ``name`` are logged as their sum."""
+
+    name: str
+    coef: float
+    anchor: dict[str, torch.Tensor]
+    weight: dict[str, torch.Tensor] | None = None
+
+
 class Strategy:
     """Base class: does nothing (which is the ``naive`` strategy)."""
 
@@ -53,6 +67,9 @@ class Strategy:
         return rows
 
     def penalty(self, trainer, model, inputs: dict[str, Any], outputs) -> list[Term]:
+        return []
+
+    def quadratic_terms(self, trainer) -> list[Quadratic]:
         return []
 
     def on_optimizer_step(self, trainer) -> None:
@@ -85,3 +102,35 @@ def squared_distance(params: dict[str, torch.Tensor], anchor: dict[str, torch.Te
     if total is None:
         return torch.zeros(())
     return total
+
+
+@torch.no_grad()
+def add_quadratic_grad_(params: dict[str, torch.Tensor], q: Quadratic, grad_scale: float = 1.0,
+                        with_value: bool = False) -> torch.Tensor | None:
+    """Add ``grad_scale ·`` the exact gradient ``2 c w (θ − θ*)`` of ``q`` to ``.grad`` of the trainable parameters.
+
+    The gradient is that of :func:`squared_distance` times ``q.coef`` (a parameter whose ``.grad`` is ``None`` gets
+    one); frozen parameters get none, as under autograd. With ``with_value`` it also returns the penalty's value over
+    every name in ``q.anchor`` (frozen ones included, like the formula), else ``None``.
+    """
+    names = [n for n in q.anchor if n in params]
+    if not names:
+        return torch.zeros(()) if with_value else None
+    ps = [params[n] for n in names]
+    diff = torch._foreach_sub([p.detach().float() for p in ps], [q.anchor[n].to(p.device) for n, p in zip(names, ps)])
+    wdiff = (torch._foreach_mul(diff, [q.weight[n].to(p.device) for n, p in zip(names, ps)])
+             if q.weight is not None else diff)
+    value = None
+    if with_value:
+        value = torch.stack([(a * b).sum() for a, b in zip(wdiff, diff)]).sum().cpu() * q.coef
+    trainable = [(p, g) for p, g in zip(ps, wdiff) if p.requires_grad]
+    for p, _ in trainable:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    same = [(p.grad, g) for p, g in trainable if p.grad.dtype == g.dtype]
+    if same:
+        torch._foreach_add_([a for a, _ in same], [b for _, b in same], alpha=2.0 * q.coef * grad_scale)
+    for p, g in trainable:
+        if p.grad.dtype != g.dtype:
+            p.grad.add_(g.to(p.grad.dtype), alpha=2.0 * q.coef * grad_scale)
+    return value

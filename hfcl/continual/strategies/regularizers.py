@@ -10,6 +10,9 @@ The Fisher is the empirical diagonal one, averaged over mini-batches of the task
 (``E_batch[(∂ NLL_batch/∂θ)²]``), computed on the unwrapped model with ``torch.autograd.grad`` (so no gradient buffer
 or data-parallel hook is touched), on every process over all rows (identical on every rank), and normalised to mean
 1 so that λ does not depend on the model size or token counts.
+
+Both are :class:`~hfcl.continual.strategies.base.Quadratic` terms: the trainer adds their exact gradient
+``λ F (θ − θ*)`` once per optimizer step (no autograd graph over the parameters in each micro-batch).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 
 import torch
 
-from .base import Strategy, Term, snapshot, squared_distance
+from .base import Quadratic, Strategy, snapshot
 
 
 def anchored(params: dict[str, torch.Tensor], regex: str | None) -> dict[str, torch.Tensor]:
@@ -80,12 +83,8 @@ class EWC(Strategy):
             self.anchors.append(anchor)
             self.fishers.append(fisher)
 
-    def penalty(self, trainer, model, inputs, outputs):
-        if not self.anchors:
-            return []
-        params = trainer.all_params()
-        total = sum(squared_distance(params, a, f) for a, f in zip(self.anchors, self.fishers))
-        return [Term(self.name, 0.5 * self.args.ewc_lambda * total)]
+    def quadratic_terms(self, trainer):
+        return [Quadratic(self.name, 0.5 * self.args.ewc_lambda, a, f) for a, f in zip(self.anchors, self.fishers)]
 
     def state_dict(self):
         tensors = {}
@@ -123,11 +122,8 @@ class L2(Strategy):
     def begin_task(self, trainer, task_index):
         self.anchor = snapshot(anchored(trainer.trainable_params(), self.args.l2_params_regex))
 
-    def penalty(self, trainer, model, inputs, outputs):
-        if not self.anchor:
-            return []
-        return [Term(self.name, 0.5 * self.args.l2_lambda * squared_distance(trainer.all_params(),
-                                                                               self.anchor))]
+    def quadratic_terms(self, trainer):
+        return [Quadratic(self.name, 0.5 * self.args.l2_lambda, self.anchor)] if self.anchor else []
 
     def state_dict(self):
         return {"tensors": {f"anchor.{n}": v for n, v in self.anchor.items()}}

@@ -8,7 +8,8 @@ the formulas (column ``j - 1`` in the array). Metrics that need two or more task
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
