@@ -70,3 +70,41 @@ def test_two_processes_fill_the_same_matrix(tiny_zoo, tmp_path):
     np.testing.assert_allclose(two["R"], one["R"], atol=2e-3)
     np.testing.assert_allclose(two["probe"], one["probe"], atol=2e-3)
     assert one["R"][1][0] > 5 * one["R"][0][0]  # it trained (0.008 -> 0.087)
+
+
+CLI_OPTIONS = ["continual", "--zoo", "tiny", "--strategy", "replay,ewc", "--n_tasks", "2", "--authors_per_task", "1",
+               "--probe_size", "5", "--replay_ratio", "0.5", "--ewc_lambda", "0.05", "--num_train_epochs", "3",
+               "--optim", "sgd", "--learning_rate", "0.02", "--max_grad_norm", "0", "--lr_scheduler_type",
+               "constant", "--per_device_eval_batch_size", "8", "--report_to", "none", "--disable_tqdm", "true"]
+
+
+@pytest.mark.slow
+def test_cli_replay_ewc_two_processes_equal_one(tiny_zoo, tmp_path):
+    """`hfcl continual --strategy replay,ewc` under `accelerate launch --num_processes 2` writes one complete run
+    folder whose final weights equal the 1-process run's (2x2 vs 1x4; SGD, so only float summation order differs)."""
+    from safetensors.torch import load_file
+
+    accelerate = Path(sys.executable).with_name("accelerate")
+    runs = {"one": ([sys.executable], 4),
+            "two": ([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                     "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())],
+                    2)}
+    for name, (launcher, per_device) in runs.items():
+        _run([*launcher, "-m", "hfcl.cli", *CLI_OPTIONS, "--per_device_train_batch_size", str(per_device),
+              "--output_dir", str(tmp_path / name)], tmp_path)
+    one, two = tmp_path / "one", tmp_path / "two"
+    names = {p.name for p in two.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "hfcl_run.json", "accuracy_matrix.json",
+            "eval_report.json", "stages", "plots"} <= names == {p.name for p in one.iterdir()}
+    assert sorted(p.name for p in (two / "stages").iterdir()) == sorted(p.name for p in (one / "stages").iterdir())
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work or temp folder left
+    hardware = [json.loads((d / "hfcl_run.json").read_text())["provenance"]["hardware"] for d in (one, two)]
+    assert [h["processes"] for h in hardware] == [1, 2]
+    a, b = load_file(str(one / "model.safetensors")), load_file(str(two / "model.safetensors"))
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(f"continual replay+ewc max |weight difference| 1x4 vs 2x2: {diff:.3g}")
+    assert diff <= 1e-5
+    R1 = json.loads((one / "accuracy_matrix.json").read_text())["matrix"]
+    R2 = json.loads((two / "accuracy_matrix.json").read_text())["matrix"]
+    np.testing.assert_allclose(R2, R1, atol=1e-5)
+    assert R1[1][0] > 2 * R1[0][0]  # it learned task 1 (0.008 -> 0.040)

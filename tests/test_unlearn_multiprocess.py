@@ -72,3 +72,54 @@ def test_two_processes_match_one(tiny_tokenizer, tmp_path):
                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2))
     moved = any(not torch.allclose(p.detach(), one[n], atol=1e-4) for n, p in init.named_parameters())
     assert moved
+
+
+# ---- through the CLI: `accelerate launch -m hfcl.cli unlearn` --------------------------------------------------------
+#: SGD at a constant rate without clipping is linear in the gradient, so the only difference left between 1x8 and
+#: 2x4 is the order of float additions (gloo's all-reduce vs one batch): measured max |diff| ~1e-7 (adamw, the demo
+#: preset's optimizer over 36 steps: 6e-6). Before the fix it was 0.1: each process trained alone (world size 1).
+CLI_TOLERANCE = 1e-5
+CLI_OPTIONS = ["unlearn", "--zoo", "tiny", "--preset", "demo", "--num_train_epochs", "3", "--optim", "sgd",
+               "--learning_rate", "0.05", "--max_grad_norm", "0", "--save_strategy", "steps", "--save_steps", "4",
+               "--report_to", "none", "--disable_tqdm", "true"]
+
+
+def _cli_run(launcher: list[str], out: Path, per_device: int, cwd: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [*launcher, "-m", "hfcl.cli", *CLI_OPTIONS, "--per_device_train_batch_size", str(per_device),
+           "--output_dir", str(out)]
+    proc = subprocess.run(cmd, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def _adapter(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+@pytest.mark.slow
+def test_cli_two_processes_write_one_complete_run_equal_to_one_process(tiny_zoo, tmp_path):
+    """`hfcl unlearn` under `accelerate launch --num_processes 2` (gloo): one complete run folder, written once
+    (checkpoints with their reference cache included), whose adapter is the 1-process adapter (2x4 vs 1x8)."""
+    import json
+
+    accelerate = Path(sys.executable).with_name("accelerate")
+    _cli_run([sys.executable], tmp_path / "one", 8, tmp_path)
+    _cli_run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())],
+             tmp_path / "two", 4, tmp_path)
+    one, two = tmp_path / "one", tmp_path / "two"
+    expected = {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                "hfcl_run.json", "README.md", "reference_logps.safetensors"}
+    names = {p.name for p in two.iterdir()}
+    assert expected <= names and names == {p.name for p in one.iterdir()}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp or work folder left
+    records = [json.loads((d / "hfcl_run.json").read_text()) for d in (one, two)]
+    assert [r["num_processes"] for r in records] == [1, 2]
+    a, b = _adapter(one), _adapter(two)
+    assert set(a) == set(b)
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(f"max |adapter difference| 1x8 vs 2x4: {diff:.3g}")
+    assert diff <= CLI_TOLERANCE, f"max |adapter difference| {diff:.3g} between 1x8 and 2x4"
+    assert max(float(v.abs().max()) for k, v in a.items() if "lora_B" in k) > 1e-3  # it trained (B starts at 0)

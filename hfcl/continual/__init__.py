@@ -16,7 +16,7 @@ from .config import ContinualConfig
 from .runner import ContinualResult, run_stream
 from .scoring import score_tasks
 from .strategies import STRATEGIES, Strategy, Term
-from .stream import METRICS, Task, TaskStream, WorldStreamConfig, world_stream
+from .stream import METRICS, ForgetEvent, Task, TaskStream, WorldStreamConfig, world_stream
 from .trainer import ContinualTrainer
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
            "ContinualConfig",
            "ContinualResult",
            "ContinualTrainer",
+           "ForgetEvent",
            "ForgettingMonitor",
            "Strategy",
            "Task",

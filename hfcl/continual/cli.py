@@ -4,6 +4,8 @@
     hfcl continual --preset demo --strategy replay,ewc --output_dir out/cl2
     hfcl continual --zoo tiny --strategy olora --output_dir out/olora      # O-LoRA implies --lora true
     hfcl continual --config stream.yaml                                    # options and the stream in one file
+    hfcl continual --preset demo --n_tasks 3 --forget_after 2 --strategy replay --output_dir out/lf
+                                          # learn A, learn B, forget part of A (NPO + GradDiff), learn C
 
 In ``--config`` files, ``stream:`` holds a stream mapping (see :mod:`hfcl.continual.stream`) or the path of a stream
 YAML file; without it the embedded stream of the fictitious world is used. Every option of
@@ -83,7 +85,8 @@ def build_stream(run: ContinualRunArgs, world: WorldStreamConfig, zoo) -> TaskSt
         if not Path(run.stream).is_file():
             raise ConfigError(f"--stream {run.stream!r} does not exist (a stream YAML file).")
         return TaskStream.from_yaml(run.stream)
-    return world_stream(zoo, world.n_tasks, world.authors_per_task, world.probe_size, world.metric)
+    return world_stream(zoo, world.n_tasks, world.authors_per_task, world.probe_size, world.metric,
+                        world.forget_after, world.forget_authors, world.forget_method)
 
 
 def lora_config(run: ContinualRunArgs):
@@ -139,9 +142,31 @@ def matrix_table(result, title: str | None = None):
         table.add_column(name, justify="right")
     if result.probe is not None:
         table.add_column("probe", justify="right", style="dim")
-    for i, row in enumerate(result.R):
+    marked = set(result.forget_rows)
+    for i, (label, row) in enumerate(zip(result.labels, result.R)):
         cells = [f"{v:.3f}" for v in row] + ([f"{result.probe[i]:.3f}"] if result.probe is not None else [])
-        table.add_row("before" if i == 0 else result.tasks[i - 1], *cells)
+        table.add_row(label.removeprefix("after "), *cells, style="red" if i in marked else None)
+    return table
+
+
+def forget_table(result):
+    """One row per forget event: the deleted rows before / after / at the end against a model that never learned
+    them, the kept rows of the same task, and the largest collateral change on another task."""
+    from rich.table import Table
+
+    table = Table(title="Forget events", caption="deleted / kept: the event's rows and the rest of the same task, "
+                  "before -> after the event (end of stream)")
+    for name in ("event", "deleted", "never learned", "kept", "collateral", "probe"):
+        table.add_column(name, justify="left" if name == "event" else "right", no_wrap=name == "event")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"
+    for e in result.forget_events:
+        collateral = max(e["collateral"].values(), key=abs, default=None)
+        kept = ("-" if e.get("kept_before") is None else
+                f"{fmt(e['kept_before'])} -> {fmt(e['kept_after'])} ({fmt(e['kept_final'])})")
+        table.add_row(f"{e['name']} ({e['method']})",
+                      f"{fmt(e['forgotten_before'])} -> {fmt(e['forgotten_after'])} ({fmt(e['forgotten_final'])})",
+                      fmt(e["never_learned"]), kept, "-" if collateral is None else f"{collateral:+.3f}",
+                      "-" if e.get("probe_change") is None else f"{e['probe_change']:+.3f}")
     return table
 
 
@@ -151,10 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run, world, config = parse_args(
         [ContinualRunArgs, WorldStreamConfig, ContinualConfig], argv, prog="hfcl continual",
         description="Learn a stream of tasks one after another with composable strategies (naive, replay, ewc, "
-                    "online_ewc, l2, lwf, olora, ema); fill the accuracy matrix R and write one run directory.")
+                    "online_ewc, l2, lwf, olora, ema) and deletion requests between tasks (forget events, any unlearning "
+                    "method); fill the accuracy matrix R and write one run directory.")
     result = continual(run, world, config)
     console = Console()
     console.print(matrix_table(result))
+    if result.forget_events:
+        console.print(forget_table(result))
     console.print(f"Continual run ({config.strategy}) -> {result.output_dir}")
     return 0
 

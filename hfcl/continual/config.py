@@ -84,6 +84,9 @@ class ContinualConfig(TrainingArguments):
         "help": "Create a fresh optimizer (AdamW moments at 0) for every task; false keeps one optimizer across "
                 "the stream. A new trainable parameter set (O-LoRA) always gets a new optimizer."})
     max_length: int = field(default=256, metadata={"help": "Longest tokenized example (answers cut at the end)."})
+    forget_preset: str = field(default="demo", metadata={
+        "help": "Recipe of the stream's forget events that name none: 'demo' (the unlearning method's demo recipe, "
+                "tuned on the embedded world: lr 2e-3, 12 epochs) or 'none' (UnlearningConfig defaults)."})
     # TrainingArguments fields whose defaults differ for continual learning
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of every task."})
     num_train_epochs: float = field(default=10.0, metadata={"help": "Epochs per task."})
@@ -96,6 +99,9 @@ class ContinualConfig(TrainingArguments):
     report_to: str = field(default="none", metadata={"help": "Integrations to report to ('none' by default)."})
 
     def __post_init__(self) -> None:
+        from ..utils.distributed import use_cpu_backend
+
+        use_cpu_backend(self)  # several processes without GPUs: gloo, not one independent run per process
         super().__post_init__()
         from .strategies import STRATEGIES
 

@@ -8,7 +8,8 @@ Run directory (atomic: written under a temporary name, renamed at the end)::
 
     OUT/  final model or adapter (O-LoRA: the per-task adapters combined by hfcl.compose) + tokenizer
           accuracy_matrix.json  eval_report.json (suite "continual")  plots/accuracy_matrix.png  hfcl_run.json
-          stages/task-K-NAME/   the model or adapter after task K (+ adapters/ for O-LoRA)
+          stages/task-K-NAME/   the model or adapter after step K (+ adapters/ for O-LoRA)
+          stages/step-K-NAME/   the same after a forget event (step K); accuracy_matrix.json has its report
 
 While the stream runs, stages and Trainer checkpoints live in ``.OUT.work/`` beside it; with
 ``resume_from_checkpoint`` a run continues there at the first unfinished task (inside it from its latest
@@ -28,7 +29,8 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, OutputExistsError
-from ..utils.io import atomic_directory, atomic_write_json
+from ..utils.distributed import is_main_process
+from ..utils.io import atomic_write_json, shared_atomic_directory
 from ..utils.logging import get_logger
 from .config import ContinualConfig
 from .stream import TaskStream
@@ -51,6 +53,19 @@ class ContinualResult:
     stage_seconds: list[float] = field(default_factory=list)
     monitor: list[dict[str, float]] = field(default_factory=list)
     trainer: Any = None
+    row_labels: list[str] | None = None
+    forget_events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        """One label per row of R: ``before``, then ``after <task or forget event>``."""
+        return self.row_labels or ["before"] + [f"after {t}" for t in self.tasks]
+
+    @property
+    def forget_rows(self) -> list[int]:
+        """Rows of R that follow a forget event."""
+        names = {e["name"] for e in self.forget_events}
+        return [i for i, label in enumerate(self.labels) if label.removeprefix("after ") in names]
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -61,8 +76,11 @@ class ContinualResult:
                 "probe_change": probe_change}
 
 
-def _stage_dir(work: Path, k: int, name: str) -> Path:
-    return work / "stages" / f"task-{k + 1}-{name}"
+def _stage_dir(work: Path, k: int, step) -> Path:
+    """``stages/task-K-NAME`` after a learn step, ``stages/step-K-NAME`` after a forget event (K = the step)."""
+    from .stream import ForgetEvent
+
+    return work / "stages" / f"{'step' if isinstance(step, ForgetEvent) else 'task'}-{k + 1}-{step.name}"
 
 
 def _peft_weights(trainer) -> dict[str, torch.Tensor]:
@@ -85,8 +103,8 @@ def _save_stage(trainer, stage: Path, record: dict[str, Any]) -> None:
 
 def _completed_stages(work: Path, stream: TaskStream) -> list[Path]:
     done = []
-    for k, task in enumerate(stream.tasks):
-        stage = _stage_dir(work, k, task.name)
+    for k, step in enumerate(stream.steps):
+        stage = _stage_dir(work, k, step)
         if not (stage / STAGE_FILE).is_file():
             break
         done.append(stage)
@@ -131,9 +149,11 @@ def _latest_checkpoint(folder: Path) -> str | None:
 
 def check_run(stream: TaskStream, config: ContinualConfig, is_peft: bool) -> None:
     """Every error that can be known before training."""
+    from .forget import check_forgets
     from .strategies import STRATEGIES
 
     stream.validate()
+    check_forgets(stream, config)
     for name in config.strategy_names:
         if STRATEGIES[name].needs_peft and not is_peft:
             raise ConfigError(f"Strategy {name!r} needs a PEFT (LoRA) model: pass peft_config (CLI: --lora true).")
@@ -151,8 +171,11 @@ def run_stream(stream: TaskStream, config: ContinualConfig, model, tokenizer, pe
     from transformers import set_seed
 
     from ..eval.continual import continual_report
+    from ..unlearn.trainer import quiet_console
     from .callbacks import ForgettingMonitor
+    from .forget import event_report, event_tasks, run_forget
     from .scoring import score_tasks
+    from .stream import ForgetEvent
     from .trainer import ContinualTrainer
 
     check_run(stream, config, peft_config is not None or hasattr(model, "peft_config"))
@@ -162,8 +185,8 @@ def run_stream(stream: TaskStream, config: ContinualConfig, model, tokenizer, pe
         raise OutputExistsError(f"Output directory {str(out)!r} already exists; pass --overwrite true or choose "
                                 "another --output_dir.")
     work = out.parent / f".{out.name}.work"
-    if work.exists() and not resume:
-        shutil.rmtree(work, ignore_errors=True)
+    if work.exists() and not resume and is_main_process():
+        shutil.rmtree(work, ignore_errors=True)  # a stale work folder of an earlier run (main process only)
     push_repo = (config.hub_model_id or out.name) if config.push_to_hub else None
     config.push_to_hub = False
     config.output_dir = str(work / "checkpoints")
@@ -177,56 +200,81 @@ def run_stream(stream: TaskStream, config: ContinualConfig, model, tokenizer, pe
         callbacks.append(monitor)
     trainer = ContinualTrainer(model, config, processing_class=tokenizer, peft_config=peft_config,
                                callbacks=callbacks)
-    scored = list(stream.tasks) + ([stream.probe] if stream.probe is not None else [])
+    quiet_console(trainer)  # a progress bar per task, not {'train_runtime': ...} dicts
+    trainer.accelerator.wait_for_everyone()  # the stale work folder is gone on every process
+    extra_tasks = [task for _, _, task in event_tasks(stream)]
+    scored = list(stream.tasks) + ([stream.probe] if stream.probe is not None else []) + extra_tasks
+    n_main = len(stream) + (stream.probe is not None)
 
-    def score() -> tuple[list[float], float | None]:
+    def score() -> tuple[list[float], float | None, list[float]]:
         values = score_tasks(trainer.unwrapped, tokenizer, scored, batch_size=config.per_device_eval_batch_size,
                              max_length=config.max_length)
-        return values[:len(stream)], (values[len(stream)] if stream.probe is not None else None)
+        return (values[:len(stream)], (values[len(stream)] if stream.probe is not None else None),
+                values[n_main:])
 
+    steps = stream.steps
     R: list[list[float]] = []
     probe: list[float] = []
+    extra: list[list[float]] = []
     seconds: list[float] = []
+    events: list[dict[str, Any]] = []
     first = 0
     done = _completed_stages(work, stream) if resume else []
     if done:
         saved = _restore(trainer, done[-1], stream)
         R, probe, seconds = saved["R"], saved["probe"], saved["stage_seconds"]
+        extra, events = saved.get("extra", [[] for _ in R]), saved.get("forget_events", [])
         first = len(done)
-        logger.info("Resuming %s at task %d/%d.", stream.name, first + 1, len(stream))
+        logger.info("Resuming %s at step %d/%d.", stream.name, first + 1, len(steps))
     else:
-        row, p = score()
+        row, p, x = score()
         R.append(row)
         probe.append(p)
-    for k in range(first, len(stream)):
-        task = stream.tasks[k]
-        stage = _stage_dir(work, k, task.name)
-        checkpoint = _latest_checkpoint(Path(config.output_dir) / f"task-{k + 1}-{task.name}") if resume else None
-        set_seed(config.seed + k)
+        extra.append(x)
+    for s in range(first, len(steps)):
+        step = steps[s]
+        set_seed(config.seed + s)
         began = time.time()
-        trainer.train_task(k, task.train, name=task.name, resume_from_checkpoint=checkpoint)
-        row, p = score()
+        if isinstance(step, ForgetEvent):
+            events.append(run_forget(trainer, stream, step, config, tokenizer, work))
+        else:
+            k = stream.task_index(step.name)
+            checkpoint = _latest_checkpoint(Path(config.output_dir) / f"task-{k + 1}-{step.name}") if resume else None
+            trainer.train_task(k, step.train, name=step.name, resume_from_checkpoint=checkpoint)
+        row, p, x = score()
         R.append(row)
         probe.append(p)
+        extra.append(x)
         seconds.append(round(time.time() - began, 3))
-        logger.info("After %s: %s", task.name, ", ".join(f"{n}={v:.3f}" for n, v in zip(stream.names, row)))
-        _save_stage(trainer, stage, {"task": k + 1, "name": task.name, "R": R, "probe": probe,
-                                     "stage_seconds": seconds})
-        if stop_after is not None and k + 1 >= stop_after and k + 1 < len(stream):
+        if isinstance(step, ForgetEvent):
+            events[-1] = event_report(stream, steps, R, probe, extra, events[-1])
+            logger.info("After %s: deleted rows %.3f -> %.3f (never learned: %.3f).", step.name,
+                        events[-1]["forgotten_before"], events[-1]["forgotten_after"], events[-1]["never_learned"])
+        logger.info("After %s: %s", step.name, ", ".join(f"{n}={v:.3f}" for n, v in zip(stream.names, row)))
+        _save_stage(trainer, _stage_dir(work, s, step),
+                    {"step": s + 1, "kind": "forget" if isinstance(step, ForgetEvent) else "learn",
+                     "name": step.name, "R": R, "probe": probe, "extra": extra, "forget_events": events,
+                     "stage_seconds": seconds})
+        if stop_after is not None and s + 1 >= stop_after and s + 1 < len(steps):
             return ContinualResult(stream.names, stream.metrics, R, probe if stream.probe else None, None, None,
-                                   seconds, monitor.history if monitor else [], trainer)
+                                   seconds, monitor.history if monitor else [], trainer,
+                                   _row_labels(steps[:s + 1]), events)
+    for event in events:  # the final scores, now that every step ran
+        event.update(event_report(stream, steps, R, probe, extra, event))
+    learn_rows = [R[0]] + [R[i + 1] for i, step in enumerate(steps) if not isinstance(step, ForgetEvent)]
     metric = stream.metrics[0] if len(set(stream.metrics)) == 1 else ",".join(stream.metrics)
-    report = continual_report(R, stream.names, task_metric=metric, seed=config.seed,
+    report = continual_report(learn_rows, stream.names, task_metric=metric, seed=config.seed,
                               model={"id": str(getattr(trainer.unwrapped, "name_or_path", "")),
-                                     "strategy": config.strategy})
+                                     "strategy": config.strategy},
+                              notes=[(f"{len(events)} forget event(s): ACC/BWT/forgetting use the rows after each "
+                                      "learned task; a deleted task's drop counts as forgetting there, see "
+                                      "forget_events for each deletion's own numbers.")] if events else ())
     result = ContinualResult(stream.names, stream.metrics, R, probe if stream.probe else None, report, None,
-                             seconds, monitor.history if monitor else [], trainer)
+                             seconds, monitor.history if monitor else [], trainer, _row_labels(steps), events)
     config.output_dir = str(out)
     if write:
         record = run_record(stream, config, result, record or {}, time.time() - start)
-        if trainer.is_world_process_zero():
-            write_run_dir(out, trainer, tokenizer, work, result, record, overwrite or resume)
-        trainer.accelerator.wait_for_everyone()
+        write_run_dir(out, trainer, tokenizer, work, result, record, overwrite or resume)  # every process
         result.output_dir = out
         if trainer.is_world_process_zero():
             shutil.rmtree(work, ignore_errors=True)
@@ -237,17 +285,22 @@ def run_stream(stream: TaskStream, config: ContinualConfig, model, tokenizer, pe
     return result
 
 
+def _row_labels(steps) -> list[str]:
+    return ["before"] + [f"after {step.name}" for step in steps]
+
+
 def accuracy_matrix_payload(result: ContinualResult, probe_name: str | None = None) -> dict[str, Any]:
     """``accuracy_matrix.json``: R as rows, its tasks and metric, and the derived metrics."""
     s = result.summary
     per_task = result.report.per_example["tasks"]["forgetting"]
     return {"tasks": result.tasks, "metric": result.metrics[0] if len(set(result.metrics)) == 1 else result.metrics,
-            "matrix": result.R, "rows": ["before"] + [f"after {t}" for t in result.tasks],
+            "matrix": result.R, "rows": result.labels,
             "acc": s["acc"], "a_inc": s["a_inc"], "bwt": s["bwt"], "fwt": s["fwt"], "forgetting": s["forgetting"],
             "forgetting_per_task": per_task,
             "probe": None if result.probe is None else {"name": probe_name, "scores": result.probe,
                                                         "change": s["probe_change"]},
-            "definitions": {"R": "R[i][j] = task j's metric after training tasks 1..i; row 0 = before any task",
+            "forget_events": result.forget_events,
+            "definitions": {"R": "R[i][j] = task j's metric after steps 1..i (learn or forget); row 0 = before any",
                             "forgetting": "Chaudhry et al. 2018: mean over j<T of max_{l<T} R[l][j] - R[T][j]",
                             "fwt": "mean over j>=2 of R[j-1][j] - R[0][j]"}}
 
@@ -271,25 +324,27 @@ def write_run_dir(out: Path, trainer, tokenizer, work: Path, result: ContinualRe
 
     olora = next((s for s in trainer.strategies if isinstance(s, OLoRA)), None)
     stream_probe = (record.get("stream") or {}).get("probe") or {}
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        if olora is not None:
+    with shared_atomic_directory(out, overwrite=overwrite) as (tmp, main):
+        # every process saves (FSDP/ZeRO-3 gather the weights; Trainer writes on the main process only), the main
+        # process writes the rest and renames the folder after a barrier
+        if olora is not None and main:  # first: save_adapter replaces the folder it writes
             from ..compose import save_adapter
 
             composed = merged_adapter(trainer.unwrapped, olora.adapters, trainer.args.olora_merge)
             save_adapter(composed.adapter, tmp, overwrite=True,
                          base_model_name_or_path=trainer.unwrapped.peft_config["default"].base_model_name_or_path,
                          tokenizer=tokenizer)
-            trainer.save_model(str(tmp / "adapters"))
             record["olora"] = {"adapters": olora.adapters, "merge": trainer.args.olora_merge}
-        else:
-            trainer.save_model(str(tmp))
+        trainer.save_model(str(tmp / "adapters") if olora is not None else str(tmp))
+        if not main:
+            return
         tokenizer.save_pretrained(str(tmp))
         stages = work / "stages"
         if stages.is_dir():
             shutil.copytree(stages, tmp / "stages")
         atomic_write_json(tmp / "accuracy_matrix.json", accuracy_matrix_payload(result, stream_probe.get("name")))
         result.report.save(tmp / "eval_report.json")
-        rel, png = accuracy_matrix(result.R, result.tasks)
+        rel, png = accuracy_matrix(result.R, result.tasks, row_labels=result.labels, marked_rows=result.forget_rows)
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp / rel).write_bytes(png)
         atomic_write_json(tmp / "hfcl_run.json", record)

@@ -1,6 +1,9 @@
 """Task streams: an ordered list of tasks (train set, eval set, metric) plus an optional general-knowledge probe.
 
-A stream comes from Python (:class:`Task`, :class:`TaskStream`), from YAML (:meth:`TaskStream.from_yaml`) or from the
+A stream may also carry deletion requests (:class:`ForgetEvent`): after a given task, unlearn rows of a task learned
+before (with any of hfcl's unlearning methods, the retain set being everything learned and not deleted so far).
+
+A stream comes from Python (:class:`Task`, :class:`TaskStream`, :class:`ForgetEvent`), from YAML (:meth:`TaskStream.from_yaml`) or from the
 embedded fictitious world (:func:`world_stream`): disjoint groups of fictitious authors learned one after another,
 and a probe of world facts the base model already knows. Everything is validated before any training starts.
 
@@ -14,6 +17,10 @@ YAML::
         metric: rouge              # optional, overrides the stream's metric
       - name: law
         train: [{question: "...", answer: "..."}]
+      - forget: medicine           # a deletion request: unlearn rows of a task learned earlier
+        rows: data/delete_me.jsonl # optional (default: every row of the task); each must be one of its train rows
+        method: NPO                # optional: any hfcl unlearning method (default NPO, retain loss nll)
+        options: {beta: 1.0}       # optional: UnlearningConfig values for this event
     probe:                         # optional: scored after every stage, not a column of R
       eval: data/general.jsonl
 """
@@ -34,6 +41,15 @@ FORMATS = {"tofu": ("question", "answer"), "prompt_completion": ("prompt", "comp
 STREAM_KEYS = ("name", "metric", "tasks", "probe")
 TASK_KEYS = ("name", "train", "eval", "metric")
 PROBE_KEYS = ("name", "eval", "metric")
+FORGET_KEYS = ("forget", "name", "rows", "method", "preset", "options")
+ROW_COLUMNS = tuple(dict.fromkeys(c for cols in FORMATS.values() for c in cols))
+
+
+def row_key(row: Mapping[str, Any]) -> str:
+    """A row's identity for deletion: its content in the format's columns (other columns are ignored)."""
+    import json
+
+    return json.dumps({c: row[c] for c in ROW_COLUMNS if c in row}, sort_keys=True, default=str)
 
 
 def _rows(data: Any, where: str) -> list[dict[str, Any]]:
@@ -106,6 +122,31 @@ class Task:
 
 
 @dataclass
+class ForgetEvent:
+    """A deletion request in a stream: after task ``after`` is learned, unlearn ``rows`` of the learned task ``task``.
+
+    ``rows`` default to every training row of ``task``; each must be one of them (matched on content). ``method``
+    is any hfcl unlearning method (``hfcl unlearn --method``), ``preset`` its recipe (``"demo"``), ``options`` more
+    :class:`~hfcl.unlearn.UnlearningConfig` values. The retain set is every row learned and not deleted so far.
+    """
+
+    task: str
+    after: str | None = None
+    rows: Any = None
+    name: str | None = None
+    method: str = "NPO"
+    preset: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or f"forget-{self.task}"
+        self.rows = None if self.rows is None else _rows(self.rows, f"forget event {self.name!r} rows")
+        if not isinstance(self.options, Mapping):
+            raise ConfigError(f"forget event {self.name!r}: options must be a mapping of UnlearningConfig values.")
+        self.options = dict(self.options)
+
+
+@dataclass
 class TaskStream:
     """An ordered list of :class:`Task` and an optional probe :class:`Task` (eval rows only)."""
 
@@ -113,9 +154,31 @@ class TaskStream:
     probe: Task | None = None
     name: str = "stream"
     meta: dict[str, Any] = field(default_factory=dict)
+    forgets: list[ForgetEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.forgets = list(self.forgets)
         self.validate()
+
+    @property
+    def steps(self) -> list[Task | ForgetEvent]:
+        """Learn and forget steps in the order they run: each task, then the forget events placed after it."""
+        out: list[Task | ForgetEvent] = []
+        for task in self.tasks:
+            out.append(task)
+            out.extend(e for e in self.forgets if e.after == task.name)
+        return out
+
+    def task_index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def forget_indices(self, event: ForgetEvent) -> list[int]:
+        """Indices into ``task``'s train rows of the rows ``event`` deletes (validated to exist)."""
+        task = self.tasks[self.task_index(event.task)]
+        if event.rows is None:
+            return list(range(len(task.train)))
+        keys = {row_key(r) for r in event.rows}
+        return [i for i, r in enumerate(task.train) if row_key(r) in keys]
 
     @property
     def names(self) -> list[str]:
@@ -149,11 +212,44 @@ class TaskStream:
         if len(set(formats.values())) > 1:
             listing = ", ".join(f"{k}: {v} ({'/'.join(FORMATS[v])})" for k, v in formats.items())
             raise DataError(f"The tasks' columns do not match ({listing}); convert every task to one format.")
+        self._validate_forgets(seen, formats)
         if self.probe is not None:
             _check_metric(self.probe.metric, "probe")
             if not self.probe.eval:
                 raise DataError("The probe has no eval rows; remove it or give it examples.")
             self._format_of(self.probe.eval, "probe")
+
+    def _validate_forgets(self, task_names: set[str], formats: dict[str, str]) -> None:
+        """Every forget event deletes existing rows of a task learned at or before the step it follows."""
+        order = self.names
+        seen: set[str] = set()
+        for event in self.forgets:
+            if not isinstance(event, ForgetEvent):
+                raise DataError(f"Stream forget item {event!r} is a {type(event).__name__}, not a ForgetEvent.")
+            where = f"forget event {event.name!r}"
+            if event.name in task_names or event.name in seen:
+                raise DataError(f"{where}: its name is used twice (tasks and events need distinct names).")
+            seen.add(event.name)
+            if event.task not in task_names:
+                raise DataError(f"{where}: task {event.task!r} is never learned in this stream (tasks: "
+                                f"{', '.join(order)}).")
+            if event.after is None:
+                event.after = order[-1]
+            if event.after not in task_names:
+                raise DataError(f"{where}: after={event.after!r} is not a task of this stream.")
+            if order.index(event.task) > order.index(event.after):
+                raise DataError(f"{where}: it runs after {event.after!r} but task {event.task!r} is only learned "
+                                "later; a forget event can delete only what was learned before it.")
+            if event.rows is not None:
+                if not event.rows:
+                    raise DataError(f"{where}: rows is empty; give the rows to delete or leave it unset (all rows).")
+                task = self.tasks[order.index(event.task)]
+                known = {row_key(r) for r in task.train}
+                missing = [r for r in event.rows if row_key(r) not in known]
+                if missing:
+                    raise DataError(f"{where}: {len(missing)} of its {len(event.rows)} rows are not training rows "
+                                    f"of task {event.task!r} (first: {dict(missing[0])}); a forget set must be "
+                                    "contained in what was learned.")
 
     @staticmethod
     def _format_of(rows: list[dict[str, Any]], where: str) -> str:
@@ -186,10 +282,20 @@ class TaskStream:
                 return path if path.is_absolute() else Path(base_dir) / path
             return value
 
-        tasks = []
+        tasks, forgets = [], []
         for i, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise ConfigError(f"{where}: task {i} must be a mapping with keys {', '.join(TASK_KEYS)}.")
+            if "forget" in item:
+                _check_keys(item, FORGET_KEYS, f"{where} forget event {i}")
+                if not tasks:
+                    raise DataError(f"{where}: item {i} forgets {item['forget']!r} before any task is learned.")
+                rows = item.get("rows")
+                forgets.append(ForgetEvent(task=str(item["forget"]), after=tasks[-1].name,
+                                           rows=resolve(rows) if rows is not None else None,
+                                           name=item.get("name"), method=str(item.get("method", "NPO")),
+                                           preset=item.get("preset"), options=item.get("options") or {}))
+                continue
             _check_keys(item, TASK_KEYS, f"{where} task {i}")
             if "train" not in item:
                 raise DataError(f"{where}: task {i} ({item.get('name', '?')!r}) has no 'train' data.")
@@ -203,7 +309,7 @@ class TaskStream:
                 raise DataError(f"{where}: the probe needs 'eval' rows.")
             probe = Task(name=str(item.get("name", "probe")), train=[], eval=resolve(item["eval"]),
                          metric=item.get("metric", default_metric))
-        return cls(tasks=tasks, probe=probe, name=str(data.get("name", "stream")))
+        return cls(tasks=tasks, probe=probe, name=str(data.get("name", "stream")), forgets=forgets)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> TaskStream:
@@ -221,6 +327,9 @@ class TaskStream:
                                              for t in self.tasks],
                 "probe": None if self.probe is None else {"name": self.probe.name, "metric": self.probe.metric,
                                                           "n_eval": len(self.probe.eval)},
+                **({"forgets": [{"name": e.name, "task": e.task, "after": e.after, "method": e.method,
+                                 "n_rows": len(self.forget_indices(e)), "options": e.options}
+                                for e in self.forgets]} if self.forgets else {}),
                 **self.meta}
 
 
@@ -235,12 +344,25 @@ class WorldStreamConfig:
     metric: str = field(default="probability", metadata={
         "help": "Task metric of the embedded stream: probability (length-normalised answer probability), rouge "
                 "(ROUGE-L recall of the greedy answer) or exact_match."})
+    forget_after: int = field(default=0, metadata={
+        "help": "Embedded stream: after learning task N, a deletion request unlearns the first --forget_authors "
+                "authors of task 1 (0 = no forget event). E.g. --n_tasks 3 --forget_after 2: learn A, learn B, "
+                "forget part of A, learn C."})
+    forget_authors: int = field(default=1, metadata={
+        "help": "Embedded stream: authors of task 1 the forget event deletes (fewer than --authors_per_task, so "
+                "the kept ones show the collateral)."})
+    forget_method: str = field(default="NPO", metadata={
+        "help": "Unlearning method of the embedded forget event (any `hfcl unlearn --method`; retain loss nll)."})
 
 
 def world_stream(world_config=None, n_tasks: int = 4, authors_per_task: int = 2, probe_size: int = 20,
-                 metric: str = "probability") -> TaskStream:
+                 metric: str = "probability", forget_after: int = 0, forget_authors: int = 1,
+                 forget_method: str = "NPO") -> TaskStream:
     """The embedded default stream: ``n_tasks`` disjoint groups of fictitious authors (new knowledge for the zoo's
     ``base`` model, which never saw them) and a probe of ``probe_size`` world facts the base learned in pretraining.
+
+    ``forget_after=k`` adds a deletion request after task ``k``: unlearn the first ``forget_authors`` authors of task 1
+    with ``forget_method`` (``n_tasks=3, forget_after=2``: learn A, learn B, forget part of A, learn C).
 
     ``world_config`` is a :class:`~hfcl.data.WorldConfig` or a :class:`~hfcl.zoo.ZooConfig` (``tiny_config()`` for
     tests); the default is the default world.
@@ -257,6 +379,11 @@ def world_stream(world_config=None, n_tasks: int = 4, authors_per_task: int = 2,
     if need > len(world.authors):
         raise ConfigError(f"The embedded stream needs n_tasks x authors_per_task = {need} authors but the world has "
                           f"{len(world.authors)}; lower one of them.")
+    if forget_after and not 1 <= forget_after <= n_tasks:
+        raise ConfigError(f"forget_after={forget_after} must name a task of the stream (1..{n_tasks}) or be 0.")
+    if forget_after and not 1 <= forget_authors < authors_per_task:
+        raise ConfigError(f"forget_authors={forget_authors} must be >= 1 and below authors_per_task="
+                          f"{authors_per_task} (the kept authors of the task show what the deletion spared).")
     tasks = []
     for k in range(n_tasks):
         group = world.authors[k * authors_per_task:(k + 1) * authors_per_task]
@@ -268,9 +395,16 @@ def world_stream(world_config=None, n_tasks: int = 4, authors_per_task: int = 2,
         step = max(1, len(facts) // probe_size)
         rows = [{"question": r["question"], "answer": r["answer"]} for r in facts[::step][:probe_size]]
         probe = Task(name="world_facts", train=[], eval=rows, metric=metric)
-    return TaskStream(tasks=tasks, probe=probe, name="embedded-world",
+    forgets = []
+    if forget_after:
+        group = world.authors[:forget_authors]
+        rows = [{"question": r["question"], "answer": r["answer"]} for r in author_rows(world, group)]
+        forgets.append(ForgetEvent(task="authors1", after=f"authors{forget_after}", rows=rows,
+                                   name="forget-authors1", method=forget_method))
+    return TaskStream(tasks=tasks, probe=probe, name="embedded-world", forgets=forgets,
                       meta={"world": {"n_tasks": n_tasks, "authors_per_task": authors_per_task,
-                                      "probe_size": probe_size, "world_seed": world.config.seed}})
+                                      "probe_size": probe_size, "world_seed": world.config.seed,
+                                      "forget_after": forget_after, "forget_authors": forget_authors}})
 
 
-__all__ = ["METRICS", "Task", "TaskStream", "WorldStreamConfig", "row_format", "world_stream"]
+__all__ = ["METRICS", "ForgetEvent", "Task", "TaskStream", "WorldStreamConfig", "row_format", "world_stream"]

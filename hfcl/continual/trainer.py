@@ -125,6 +125,7 @@ class ContinualTrainer(Trainer):
         self.task_rows: list[list[dict[str, list[int]]]] = []
         self.task_index = -1
         self.stream_steps = 0
+        self.deleted: dict[int, list[int]] = {}  # task index -> its training rows deleted by forget events
         self.pre_anneal: dict[str, torch.Tensor] | None = None
         self._optimizer_params: set[str] | None = None
         self._term_sums: dict[str, float] = defaultdict(float)
@@ -199,6 +200,15 @@ class ContinualTrainer(Trainer):
         for strategy in self.strategies:
             strategy.end_task(self, task_index)
         return result
+
+    def forget_rows(self, task_index: int, indices: Sequence[int]) -> None:
+        """Record that rows ``indices`` of task ``task_index`` were unlearned and tell every strategy (after the
+        unlearning ran, so anchors and averages move to the unlearned weights)."""
+        if not 0 <= task_index < len(self.task_rows):
+            raise TrainingError(f"Cannot forget rows of task {task_index + 1}: only {len(self.task_rows)} learned.")
+        self.deleted[task_index] = sorted(set(self.deleted.get(task_index, [])) | set(indices))
+        for strategy in self.strategies:
+            strategy.on_forget(self, task_index, list(indices))
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if self.args.schedule != "infinite":
@@ -335,7 +345,7 @@ class ContinualTrainer(Trainer):
         """``(tensors, metadata)`` of everything the stream carries between tasks (strategies, schedule)."""
         tensors: dict[str, torch.Tensor] = {}
         meta: dict[str, Any] = {"tasks_done": len(self.task_rows), "stream_steps": self.stream_steps,
-                                "strategies": []}
+                                "strategies": [], "deleted": {str(k): v for k, v in self.deleted.items()}}
         for i, strategy in enumerate(self.strategies):
             state = dict(strategy.state_dict())
             for key, value in state.pop("tensors", {}).items():
@@ -355,6 +365,7 @@ class ContinualTrainer(Trainer):
         self.task_rows = [self.tokenize(rows) for rows in task_rows]
         self.task_index = len(self.task_rows) - 1
         self.stream_steps = int(meta["stream_steps"])
+        self.deleted = {int(k): list(v) for k, v in meta.get("deleted", {}).items()}
         for i, (strategy, state) in enumerate(zip(self.strategies, meta["strategies"])):
             prefix = f"strategy{i}."
             state = {k: v for k, v in state.items() if k != "name"}

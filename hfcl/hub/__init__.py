@@ -4,6 +4,7 @@
 >>> push_run("out/npo", "me/npo-forget10")                     # adapter + tokenizer + card + report + plots
 >>> push_run("out/npo", "me/npo-forget10", dry_run="preview")  # the exact files, written locally
 >>> push_run("out/stage2", "me/cl", tag="stage-2")              # one tag (or revision=branch) per continual stage
+>>> push_continual("out/cl", "me/cl")                # every stage of a continual run on its own branch, then main
 >>> write_eval_card("out/npo", report=report, comparisons={"target": t, "retain": r})  # README.md, no network
 """
 
@@ -21,6 +22,7 @@ from .push import PushPlan, PushResult, commit_plan, prepare_push, push_run, pus
 from .repo_cards import render_dataset_card, render_space_card
 from .run_dir import RunDir, read_run_dir
 from .share import push_demo, push_training_output, write_eval_card
+from .stages import push_continual
 
 __all__ = [
     "HubAuthError",
@@ -37,6 +39,7 @@ __all__ = [
     "eval_results_from_report",
     "prepare_dataset_push",
     "prepare_push",
+    "push_continual",
     "push_demo",
     "push_run",
     "push_space",

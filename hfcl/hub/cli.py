@@ -43,6 +43,12 @@ class PushArguments:
     dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the evaluation data for model-index "
                                                                    "(e.g. a dataset pushed with hfcl)."})
     commit_message: str | None = field(default=None, metadata={"help": "Commit title (default: generated)."})
+    stages: bool = field(default=False, metadata={"help": "A continual run (hfcl continual): push every stage to its "
+                                                          "own branch (task-K-NAME / step-K-NAME, each started from "
+                                                          "the previous one, with the matrix so far on its card), "
+                                                          "then the final model and full history to main."})
+    overwrite: bool = field(default=False, metadata={"help": "With --stages: replace stage branches that already "
+                                                             "exist (refused otherwise, before anything is pushed)."})
 
 
 def main(argv: Sequence[str]) -> int:
@@ -78,6 +84,8 @@ def main(argv: Sequence[str]) -> int:
         from ..config import check_output_writable
 
         check_output_writable(dry_run, "--dry_run_dir")
+    if args.stages:
+        return _push_stages(args, console, dry_run, card_options)
     result = push_run(args.run_dir, args.hub_model_id, private=args.private, revision=args.revision,
                       create_pr=args.create_pr, tag=args.tag, dry_run=dry_run, card=args.card,
                       commit_message=args.commit_message, **card_options)
@@ -95,4 +103,25 @@ def main(argv: Sequence[str]) -> int:
                   highlight=False)
     if result.tag:
         console.print(f"tagged {result.tag}", highlight=False)
+    return 0
+
+
+def _push_stages(args, console, dry_run, card_options) -> int:
+    """``hfcl push RUN_DIR --stages``: one branch per continual stage, then main; a table of what went where."""
+    from rich.table import Table
+
+    from ..errors import ConfigError
+    from .stages import push_continual
+
+    if args.revision or args.tag or args.create_pr or args.card != "render":
+        raise ConfigError("--stages names its own branches and renders every card: drop --revision, --tag, "
+                          "--create_pr and --card.")
+    results = push_continual(args.run_dir, args.hub_model_id, overwrite=args.overwrite, private=args.private,
+                             dry_run=dry_run, **card_options)
+    table = Table(title=f"{args.hub_model_id}: {len(results) - 1} stage(s) + main" + (" (dry run)" if dry_run else ""))
+    for name in ("branch", "files", "commit" if not dry_run else "written to"):
+        table.add_column(name)
+    for r in results:
+        table.add_row(r.revision, str(len(r.files)), str(r.dry_run_dir) if dry_run else (r.commit_oid or "")[:10])
+    console.print(table)
     return 0

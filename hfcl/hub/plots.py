@@ -53,9 +53,13 @@ def forget_vs_utility(reports: Mapping[str, Mapping[str, Any]]) -> tuple[str, by
     return "plots/forget_vs_utility.png", _png(fig, plt)
 
 
-def accuracy_matrix(matrix: Sequence[Sequence[float]], tasks: Sequence[str] | None = None) -> tuple[str, bytes]:
+def accuracy_matrix(matrix: Sequence[Sequence[float]], tasks: Sequence[str] | None = None, *,
+                    row_labels: Sequence[str] | None = None, marked_rows: Sequence[int] = ()) -> tuple[str, bytes]:
     """Heat map of a continual-learning accuracy matrix R (column j = task j; with T + 1 rows, row 0 is the model
-    before any training and row i the model after task i, as ``hfcl.eval.continual_report`` records it)."""
+    before any training and row i the model after task i, as ``hfcl.eval.continual_report`` records it).
+
+    ``row_labels`` names the rows (a stream with forget events has one row per step); ``marked_rows`` (the rows
+    after a forget event) get a red frame and a red label."""
     plt = _pyplot()
     rows, cols = len(matrix), len(matrix[0])
     names = list(tasks) if tasks else [f"task {j + 1}" for j in range(cols)]
@@ -66,10 +70,14 @@ def accuracy_matrix(matrix: Sequence[Sequence[float]], tasks: Sequence[str] | No
         for j in range(cols):
             ax.text(j, i, f"{matrix[i][j]:.2f}", ha="center", va="center", fontsize=8,
                     color="k" if matrix[i][j] > 0.6 else "w")
-    wrap = lambda label: "\n".join(textwrap.wrap(str(label), 14)) or str(label)  # noqa: E731
+    wrap = lambda label: "\n".join(textwrap.wrap(str(label), 14)) or str(label)
     ax.set_xticks(range(cols), labels=[wrap(n) for n in names], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(rows), labels=[wrap("before" if i < offset else f"after {names[i - offset]}")
-                                       for i in range(rows)], fontsize=8)
+    labels = list(row_labels) if row_labels else ["before" if i < offset else f"after {names[i - offset]}"
+                                                  for i in range(rows)]
+    ax.set_yticks(range(rows), labels=[wrap(label) for label in labels], fontsize=8)
+    for i in marked_rows:
+        ax.add_patch(plt.Rectangle((-0.5, i - 0.5), cols, 1, fill=False, edgecolor="red", linewidth=2))
+        ax.get_yticklabels()[i].set_color("red")
     ax.set_xlabel("evaluated on")
     ax.set_ylabel("model")
     ax.set_title("Accuracy matrix R")

@@ -32,7 +32,8 @@ COMPARISON_ORDER = ("target", "retain", "base")  # how eval_report.<name>.json c
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _ALLOWED_PATTERNS = (re.compile(r"[^/]+\.safetensors"), re.compile(r"[^/]+\.safetensors\.index\.json"),
                      re.compile(r"eval_report\.[\w.-]+\.json"), re.compile(r"plots/[\w.-]+\.(png|svg)"),
-                     re.compile(r"\.eval_results/[\w.-]+\.ya?ml"))
+                     re.compile(r"\.eval_results/[\w.-]+\.ya?ml"),
+                     re.compile(r"accuracy_matrix\.json"))  # a continual run's R with every step (hfcl continual)
 
 
 @dataclass

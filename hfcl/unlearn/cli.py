@@ -51,7 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.output_dir:
         check_output_writable(config.output_dir)
     out = unlearn(run, config)
-    print(f"Unlearned with {config.method} -> {out}")
+    from ..utils.distributed import is_main_process
+
+    if is_main_process():
+        print(f"Unlearned with {config.method} -> {out}")
     return 0
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from ..errors import ConfigError
+from ..utils.distributed import use_cpu_backend
 from .methods import METHODS, get_method, reference_needs, resolve_retain
 
 REFERENCE_MODES = ("auto", "adapter_disabled", "model", "cached", "none")
@@ -107,6 +108,7 @@ class UnlearningConfig(TrainingArguments):
         if self.output_dir is None:
             self.output_dir = DEFAULT_OUTPUT_DIR.format(method=method.name)
         self._check_training_numbers()
+        use_cpu_backend(self)  # several processes without GPUs: gloo, not one independent run per process
         super().__post_init__()
         self.retain_kind = resolve_retain(method, self.retain_loss)
         if self.reference not in REFERENCE_MODES:

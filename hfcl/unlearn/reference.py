@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..utils.distributed import full_tensor
 from ..utils.io import stable_hash
 from ..utils.logging import get_logger
 from . import losses as L
@@ -173,7 +174,7 @@ def model_fingerprint(model) -> str:
         for name, p in model.named_parameters():
             if fresh and "lora_" in name:
                 continue
-            x = p.detach().double()
+            x = full_tensor(p.detach()).double()  # FSDP2: the whole weight, not this process's shard
             rows.append((name.replace("base_model.model.", "").replace(".base_layer", ""), list(p.shape),
                          f"{float(x.sum()):.8e}", f"{float(x.abs().sum()):.8e}"))
     return stable_hash(rows)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError, OutputExistsError
-from ..utils.io import atomic_directory, atomic_write_json, stable_hash
+from ..utils.distributed import is_main_process
+from ..utils.io import atomic_write_json, shared_atomic_directory, stable_hash
 from ..utils.logging import get_logger
 from .config import UnlearningConfig, explicit_options, rebuild, respect_explicit
 from .methods import get_method
@@ -33,6 +34,8 @@ class UnlearnRunArgs:
     model: str = field(default="target", metadata={
         "help": "Model to unlearn from: an embedded zoo stage ('target'), a local folder or a Hub id."})
     forget_split: str = field(default="forget10", metadata={"help": "TOFU-style forget split: forget01|05|10."})
+    zoo: str = field(default="default", metadata={
+        "help": "Embedded zoo recipe for zoo stage names and the embedded world: 'default' or 'tiny' (tests)."})
     data_source: str = field(default="embedded", metadata={
         "help": "Where the forget/retain split comes from: 'embedded' (the fictitious world) or 'hub' (real TOFU)."})
     forget_file: str | None = field(default=None, metadata={
@@ -49,6 +52,15 @@ class UnlearnRunArgs:
     forget_check: bool = field(default=True, metadata={
         "help": "Measure forget ROUGE-L and forget answer probability before and after training (one batched "
                 "scoring and generation pass each) and print them; warn when nothing moved."})
+
+
+def zoo_recipe(name: str):
+    """The :class:`~hfcl.zoo.ZooConfig` of ``--zoo NAME``: 'default' or 'tiny'."""
+    from ..zoo import ZooConfig, tiny_config
+
+    if name not in ("default", "tiny"):
+        raise ConfigError(f"--zoo {name!r}: use 'default' or 'tiny'.")
+    return tiny_config() if name == "tiny" else ZooConfig()
 
 
 def _world_config(model_dir: str | None):
@@ -116,6 +128,10 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     from .trainer import UnlearningTrainer, quiet_console
 
     config = _run_recipe(run, config, model)
+    if zoo_config is None and model is None and run.zoo != "default":
+        zoo_config = zoo_recipe(run.zoo)
+    elif run.zoo not in ("default", "tiny"):
+        zoo_recipe(run.zoo)  # the error
     out = Path(config.output_dir)
     work = out.parent / f".{out.name}.checkpoints"
     resume = resume_point(config.resume_from_checkpoint, work)
@@ -139,7 +155,8 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
         quiet_console(trainer)  # a progress bar, not {'loss': ...} / {'train_runtime': ...} dicts
         result = trainer.train(resume_from_checkpoint=resume)
     except BaseException:
-        _keep_only_checkpoints(work)
+        if is_main_process():
+            _keep_only_checkpoints(work)
         raise
     config.output_dir = str(out)
     after = _measure(run, config, trainer.model, tokenizer, forget)
@@ -147,6 +164,8 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     record["forget_check"] = _report_objective(before, after, config.method)
     record["log_history"] = trainer.state.log_history
     save_run_dir(out, trainer, tokenizer, record, run.overwrite)
+    if not is_main_process():
+        return out  # the main process removes the work folder and pushes; out is complete here already
     shutil.rmtree(work, ignore_errors=True)
     logger.info("Unlearned model written to %s", out)
     if push_repo:
@@ -232,7 +251,7 @@ def _report_objective(before: dict | None, after: dict | None, method: str) -> d
     from .objective import format_change, moved
 
     line = format_change(before, after)
-    if int(os.environ.get("RANK", "0")) != 0:  # one line per run, not per process
+    if not is_main_process():  # one line per run, not per process
         return {"before": before, "after": after}
     print(f"hfcl unlearn ({method}): {line}", flush=True)
     if not moved(before, after):
@@ -243,13 +262,17 @@ def _report_objective(before: dict | None, after: dict | None, method: str) -> d
 
 def save_run_dir(out: Path, trainer, tokenizer, record: dict[str, Any], overwrite: bool, card: bool = True) -> None:
     """Write the model or adapter, the tokenizer, ``hfcl_run.json`` and hfcl's card (``README.md``, instead of
-    PEFT's empty template) to ``out`` atomically (temp dir, rename)."""
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        atomic_write_json(tmp / "hfcl_run.json", record)
-        if card:
-            _write_card(tmp, out.name)
+    PEFT's empty template) to ``out`` atomically (temp dir, rename).
+
+    Every process calls this under ``accelerate launch``: the model is saved collectively (FSDP/ZeRO-3 gather it),
+    everything else is written by the main process only, which renames the folder after a barrier."""
+    with shared_atomic_directory(out, overwrite=overwrite) as (tmp, main):
+        trainer.save_model(str(tmp))  # writes on the main process only (Trainer's should_save)
+        if main:
+            tokenizer.save_pretrained(str(tmp))
+            atomic_write_json(tmp / "hfcl_run.json", record)
+            if card:
+                _write_card(tmp, out.name)
         # atomic_directory gives every file the umask-derived mode before the rename (safetensors writes 0600)
 
 
@@ -283,6 +306,7 @@ def run_record(run: UnlearnRunArgs, config: UnlearningConfig, trainer, forget, r
         "forget_split": run.forget_split,
         "data_fingerprint": {"forget": stable_hash(_rows(forget)), "retain": stable_hash(_rows(retain))},
         "seed": config.seed,
+        "num_processes": int(trainer.args.world_size),
         "wall_seconds": round(seconds, 2),
         "train_loss": loss,
         "provenance": provenance(),
@@ -340,7 +364,8 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
     result = trainer.train()
     save_run_dir(out, trainer, tokenizer, run_record(run, config, trainer, splits["forget"], splits["retain"],
                                                      run.model, time.time() - start, result.training_loss), overwrite)
-    shutil.rmtree(config.output_dir, ignore_errors=True)
+    if is_main_process():
+        shutil.rmtree(config.output_dir, ignore_errors=True)
     trainer.model.eval()
     return trainer.model
 

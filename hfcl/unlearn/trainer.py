@@ -253,7 +253,7 @@ class UnlearningTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
-        if self.reference_mode == "cached" and self.reference.cache:
+        if self.reference_mode == "cached" and self.reference.cache and self.args.should_save:
             self.reference.save_cache(Path(output_dir or self.args.output_dir))
 
 

@@ -163,6 +163,83 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         raise
 
 
+@contextlib.contextmanager
+def shared_atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[tuple[Path, bool]]:
+    """:func:`atomic_directory` for code that every process runs (``accelerate launch``, ``torchrun``).
+
+    Yields ``(tmp, is_main)`` on every process: one temporary folder, made by the main process and shared with the
+    others, so collective saves (``Trainer.save_model`` under FSDP or ZeRO-3 gathers the weights from every process)
+    work; only the main process may write into it (``Trainer.save_model`` already does; guard the rest with
+    ``is_main``). After a barrier the main process renames it onto ``path`` (temp dir + rename, rank 0 only) and
+    the others wait at a second barrier, so on return ``path`` is complete on every process. If the block fails on
+    any process, nothing is published and every process raises (its own error, or a ``RuntimeError`` saying that
+    another process failed). In one process this is exactly :func:`atomic_directory`.
+    """
+    from . import distributed as dist
+
+    if dist.world_size() == 1 or not dist.initialized():
+        with atomic_directory(path, overwrite=overwrite) as tmp:
+            yield tmp, True
+        return
+    main = dist.is_main_process()
+    final = Path(path)
+    error: BaseException | None = None
+    tmp_name: str | None = None
+    if main:
+        try:
+            if final.exists() and not overwrite:
+                raise OutputExistsError(f"Output directory {str(final)!r} already exists; pass overwrite=True "
+                                        "(CLI: --overwrite) or choose another output_dir.")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp_name = str(make_temp_dir(final.parent, prefix=f".{final.name}.", suffix=".partial"))
+        except BaseException as exc:  # noqa: BLE001 - re-raised after the broadcast every process must reach
+            error = exc
+    tmp_name = dist.broadcast_object(tmp_name)
+    if tmp_name is None:  # the main process could not even start
+        if error is not None:
+            raise error
+        raise RuntimeError(f"The main process could not create a temporary folder for {str(final)!r}.")
+    tmp = Path(tmp_name)
+    try:
+        yield tmp, main
+    except BaseException as exc:  # noqa: BLE001 - re-raised after the barriers every process must reach
+        error = exc
+    ok = dist.all_ok(error is None)
+    if main:
+        try:
+            if ok:
+                _publish(tmp, final)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException as exc:  # noqa: BLE001 - re-raised after the second barrier
+            shutil.rmtree(tmp, ignore_errors=True)
+            error, ok = error or exc, False
+    ok = dist.all_ok(ok)  # the second barrier: path is complete (or absent) everywhere from here on
+    if error is not None:
+        raise error
+    if not ok:
+        raise RuntimeError(f"Another process failed while writing {str(final)!r}; nothing was written.")
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Normalise modes, fsync and rename ``tmp`` onto ``final`` (moving an existing ``final`` aside first)."""
+    normalise_modes(tmp)
+    _fsync_tree(tmp)
+    if final.exists():
+        trash = make_temp_dir(final.parent, prefix=f".{final.name}.", suffix=".old")
+        os.replace(final, trash / "old")
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            os.replace(trash / "old", final)  # put the previous result back (if that fails too, it stays in trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            raise
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    _fsync_path(final.parent, directory=True)
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()

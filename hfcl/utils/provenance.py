@@ -24,8 +24,10 @@ def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
 
 def hardware() -> dict[str, Any]:
     """Where the numbers were produced: CPU count, accelerator, platform."""
+    from .distributed import world_size
+
     info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count()}
+                            "cpu_count": os.cpu_count(), "processes": world_size()}
     try:
         import torch
 

@@ -12,6 +12,8 @@ every stage for resuming). Every hook is optional:
   graph over the parameters in every micro-batch);
 * ``on_optimizer_step(trainer)`` after every optimizer step (EMA);
 * ``end_task(trainer, k)`` after task ``k`` trained (Fisher, buffer update);
+* ``on_forget(trainer, k, indices)`` after a deletion request unlearned rows ``indices`` of task ``k``: a strategy
+  must not bring them back (replay drops them from its buffer; anchors and averages move to the unlearned weights);
 * ``state_dict()`` / ``load_state_dict(state)``: tensors under ``"tensors"``, JSON-able values elsewhere.
 """
 
@@ -78,6 +80,9 @@ class Strategy:
     def end_task(self, trainer, task_index: int) -> None:
         pass
 
+    def on_forget(self, trainer, task_index: int, indices: list[int]) -> None:
+        pass
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -86,18 +91,24 @@ class Strategy:
 
 
 def snapshot(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Detached fp32 copies of (unwrapped) parameters: never a deepcopy of a wrapped model."""
-    return {n: p.detach().float().clone() for n, p in params.items()}
+    """Detached fp32 copies of (unwrapped) parameters: never a deepcopy of a wrapped model. FSDP2 (DTensor)
+    parameters are gathered whole (every process must call this), so anchors can be saved and compared."""
+    from ...utils.distributed import full_tensor
+
+    return {n: full_tensor(p.detach()).float().clone() for n, p in params.items()}
 
 
 def squared_distance(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor],
                      weight: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """``Σ_i w_i (θ_i − θ*_i)²`` over the names in ``anchor`` (``w = 1`` without ``weight``)."""
+    from ...utils.distributed import full_tensor, local_like
+
     total = None
     for name, ref in anchor.items():
-        p = params[name]
-        diff = (p.float() - ref.to(p.device)).square()
-        term = (diff * weight[name].to(p.device)).sum() if weight is not None else diff.sum()
+        p = params[name]  # an FSDP2 parameter is a DTensor shard: the whole anchor is sliced to match it
+        diff = (p.float() - local_like(ref, p)).square()
+        term = (diff * local_like(weight[name], p)).sum() if weight is not None else diff.sum()
+        term = full_tensor(term)  # sharded: the sum over every process's shard (differentiable)
         total = term if total is None else total + term
     if total is None:
         return torch.zeros(())

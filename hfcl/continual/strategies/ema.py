@@ -36,6 +36,10 @@ class EMA(Strategy):
             if n in self.shadow:
                 p.copy_(self.shadow[n].to(p.device, p.dtype))
 
+    def on_forget(self, trainer, task_index, indices):
+        """The average restarts at the unlearned weights (the old shadow still holds the deleted rows)."""
+        self.shadow = snapshot(trainer.trainable_params())
+
     def state_dict(self):
         return {"tensors": {f"shadow.{n}": v for n, v in self.shadow.items()}}
 

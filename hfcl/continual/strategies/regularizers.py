@@ -21,6 +21,7 @@ import re
 
 import torch
 
+from ...utils.distributed import full_tensor, is_dtensor
 from .base import Quadratic, Strategy, snapshot
 
 
@@ -44,18 +45,31 @@ def empirical_fisher(trainer, rows: list[dict], params: dict[str, torch.Tensor])
     for start in range(0, len(rows), bs):
         batch = trainer.collate(rows[start:start + bs])
         with torch.enable_grad():
-            loss = model(**batch).loss
-            grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
+            grads = _batch_grads(model, model(**batch).loss, [params[n] for n in names])
         for n, g in zip(names, grads):
             if g is not None:
                 fisher[n] += g.detach().float().square()
         batches += 1
     model.train(was_training)
+    fisher = {n: full_tensor(f) for n, f in fisher.items()}  # FSDP2: whole tensors, like the anchors
     total = sum(f.sum() for f in fisher.values())
     count = sum(f.numel() for f in fisher.values())
     mean = float(total) / max(count, 1) / max(batches, 1)
     scale = 1.0 / (batches * mean) if mean > 0 else 0.0
     return {n: f * scale for n, f in fisher.items()}
+
+
+def _batch_grads(model, loss: torch.Tensor, ps: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """``∂loss/∂p`` for ``ps``. FSDP2 parameters (DTensor shards) are not in the forward's graph (their gathered
+    copies are), so ``autograd.grad`` would return nothing: there the gradient is read from ``.grad`` after a
+    backward (FSDP averages it over processes; every process scores the same rows, so it is the exact gradient)."""
+    if not any(is_dtensor(p) for p in ps):
+        return list(torch.autograd.grad(loss, ps, allow_unused=True))
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    grads = [p.grad for p in ps]
+    model.zero_grad(set_to_none=True)
+    return grads
 
 
 class EWC(Strategy):
@@ -85,6 +99,12 @@ class EWC(Strategy):
 
     def quadratic_terms(self, trainer):
         return [Quadratic(self.name, 0.5 * self.args.ewc_lambda, a, f) for a, f in zip(self.anchors, self.fishers)]
+
+    def on_forget(self, trainer, task_index, indices):
+        """Every anchor moves to the unlearned weights (the Fisher stays): an anchor at the weights that still knew
+        the deleted rows would pull the model back to them."""
+        params = trainer.all_params()
+        self.anchors = [snapshot({n: params[n] for n in a if n in params}) for a in self.anchors]
 
     def state_dict(self):
         tensors = {}
@@ -124,6 +144,10 @@ class L2(Strategy):
 
     def quadratic_terms(self, trainer):
         return [Quadratic(self.name, 0.5 * self.args.l2_lambda, self.anchor)] if self.anchor else []
+
+    def on_forget(self, trainer, task_index, indices):
+        if self.anchor:
+            self.anchor = snapshot(anchored(trainer.trainable_params(), self.args.l2_params_regex))
 
     def state_dict(self):
         return {"tensors": {f"anchor.{n}": v for n, v in self.anchor.items()}}

@@ -92,6 +92,11 @@ class Replay(Strategy):
         self.seen = reservoir_update(self.buffer, self.seen, [(task_index, i) for i in range(n)],
                                      self.args.replay_buffer_size, self.rng)
 
+    def on_forget(self, trainer, task_index, indices):
+        """Deleted rows leave the buffer at once: replaying them would train the deleted data back in."""
+        gone = {(task_index, i) for i in indices}
+        self.buffer = [x for x in self.buffer if tuple(x) not in gone]
+
     def state_dict(self) -> dict[str, Any]:
         version, internal, gauss = self.rng.getstate()
         return {"buffer": [list(x) for x in self.buffer], "seen": self.seen,
