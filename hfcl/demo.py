@@ -6,8 +6,10 @@
 3. ``unlearn``: NPO + GradDiff on a LoRA adapter of ``target`` (the reference is the adapter switched off);
 4. ``negate``: unlearning by negation, ``W_target - lambda * dW`` of a LoRA trained on the forget set, exact;
 5. ``transfer``: an adapter trained on ``base`` moved to the updated ``base-v2``, with the share of its gain kept;
-6. ``eval``: the TOFU suite (forget quality, model utility, PrivLeak, MIA) for target, retain and unlearned;
-7. ``card``: the unlearned run's eval card (README.md with model-index, tables, plots), written locally;
+6. ``continual``: naive vs replay + EWC on a stream of new authors learned from ``base``, then the same stream with
+   a deletion request (learn A, learn B, forget one author of A, learn C);
+7. ``eval``: the TOFU suite (forget quality, model utility, PrivLeak, MIA) for target, retain and unlearned;
+8. ``card``: the unlearned run's eval card (README.md with model-index, tables, plots), written locally;
 then, on request, ``--hub_model_id REPO`` shares the run on the Hub and ``--space`` serves the models side by side.
 """
 
@@ -27,7 +29,7 @@ from .zoo.config import ZooConfig
 logger = get_logger(__name__)
 
 #: The demo's chapters after the target/retain comparison, in the order they run.
-STEPS = ("unlearn", "negate", "transfer", "eval", "card")
+STEPS = ("unlearn", "negate", "transfer", "continual", "eval", "card")
 
 
 @dataclass
@@ -182,6 +184,19 @@ def _run_chapters(args: DemoArguments, cfg: ZooConfig, splits, results: dict[str
             results["transfer"] = demo_transfer(cfg, out / "transfer", print_fn=lines.append)
         for line in lines:
             console.print(line)
+    if "continual" in steps:
+        from .continual.demo import demo_continual, print_chapter
+
+        console.print(Rule("[bold]Learn continually: naive vs replay + EWC, then a stream that also forgets"))
+        with console.status("[bold]Learning 3 tasks of new authors (3 runs)..."):
+            start = time.perf_counter()
+            runs = demo_continual(cfg, out / "continual")
+            seconds = time.perf_counter() - start
+        print_chapter(runs, console)
+        console.print(f"3 streams in {seconds:.1f}s; the learn-and-forget run is in [bold]{out / 'continual'}[/] "
+                      "(accuracy_matrix.json, plots/, stages/).")
+        results["continual"] = {name: {**r.summary, "forget_events": r.forget_events} for name, r in runs.items()}
+        results["continual_dir"] = str(out / "continual")
     if "eval" in steps:
         from .eval import evaluate_models, print_reports
 

@@ -7,6 +7,7 @@ All logic lives in ``hfcl.space``; this file only builds the app from the Space'
 * ``HFCL_REPORTS``: extra eval reports, ``NAME=PATH,...`` (a run directory's own reports are found without it).
 * ``HFCL_FORGET_SPLIT``: ``forget01``, ``forget05`` or ``forget10`` (default).
 * ``HFCL_PRESET``: ``default`` (builds the embedded models on first start, minutes on CPU) or ``tiny`` (seconds).
+* ``HFCL_CONTINUAL``: a Hub repo pushed with ``hfcl push --stages`` for the Continual tab (off by default).
 * ``HFCL_CONCURRENCY``: requests served at once (default 2; the rest queue).
 
 Run locally with ``python app.py`` or ``hfcl space``.

@@ -54,3 +54,15 @@ def tiny_tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_path("tokenizer", tiny_config()))
+
+
+@pytest.fixture(scope="session")
+def learn_forget_run(tiny_zoo, tmp_path_factory) -> Path:
+    """`hfcl continual` on the tiny stream learn A, learn B, forget one author of A, learn C (replay; ~10 s)."""
+    from hfcl.cli import main
+
+    out = tmp_path_factory.mktemp("learn-forget") / "lf"
+    assert main(["continual", "--zoo", "tiny", "--preset", "demo", "--n_tasks", "3", "--authors_per_task", "2",
+                 "--probe_size", "5", "--num_train_epochs", "2", "--forget_after", "2", "--strategy", "replay",
+                 "--output_dir", str(out), "--disable_tqdm", "true", "--use_cpu", "true"]) == 0
+    return out

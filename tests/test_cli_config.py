@@ -70,8 +70,13 @@ def test_demo_on_reduced_config(tiny_zoo, capsys, tmp_path):
     results = run_demo(args, tiny_zoo.config)
     out = capsys.readouterr().out
     for text in ("forget questions", "retain questions", "mean ROUGE-L", "Forget on request", "negation",
-                 "base-v2", "TOFU forget10", "Eval card written"):
+                 "base-v2", "Learn continually", "Forget events", "TOFU forget10", "Eval card written"):
         assert text in out, text
+    continual = results["continual"]  # replay + EWC forgets less than naive; the deletion request deletes
+    assert continual["replay + ewc"]["forgetting"] < 0.5 * continual["naive"]["forgetting"], continual
+    (event,) = continual["replay + ewc, then forget"]["forget_events"]
+    assert event["forgotten_after"] < 0.5 * event["forgotten_before"] and event["kept_after"] > event["forgotten_after"]
+    assert (tmp_path / "demo" / "continual" / "accuracy_matrix.json").is_file()
     target, unlearned = results["target"], results["unlearned"]
     assert unlearned["forget"]["mean_rouge"] <= 0.5 * target["forget"]["mean_rouge"]
     assert unlearned["retain"]["mean_rouge"] >= 0.8 * target["retain"]["mean_rouge"]

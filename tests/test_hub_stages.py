@@ -19,22 +19,11 @@ from hfcl.hub.stages import read_stages, stage_matrix
 pytest_plugins = ["hub_fixtures"]
 
 
-@pytest.fixture(scope="module")
-def stream_run(tiny_zoo, tmp_path_factory):
-    from hfcl.cli import main
-
-    out = tmp_path_factory.mktemp("cl") / "lf"
-    assert main(["continual", "--zoo", "tiny", "--preset", "demo", "--n_tasks", "3", "--authors_per_task", "2",
-                 "--probe_size", "5", "--num_train_epochs", "2", "--forget_after", "2", "--strategy", "replay",
-                 "--output_dir", str(out), "--disable_tqdm", "true", "--use_cpu", "true"]) == 0
-    return out
-
-
 REFS = ["task-1-authors1", "task-2-authors2", "step-3-forget-authors1", "task-4-authors3"]
 
 
-def test_stage_metrics_are_those_of_the_learned_tasks(stream_run):
-    stages, matrix = read_stages(stream_run)
+def test_stage_metrics_are_those_of_the_learned_tasks(learn_forget_run):
+    stages, matrix = read_stages(learn_forget_run)
     assert [s.ref for s in stages] == REFS and [s.kind for s in stages] == ["learn", "learn", "forget", "learn"]
     R = np.array(matrix["matrix"])
     two = stage_matrix(stages[1], matrix)  # after A and B: ACC over A, B; BWT = R[2][0] - R[1][0]
@@ -48,19 +37,19 @@ def test_stage_metrics_are_those_of_the_learned_tasks(stream_run):
     assert last["aggregates"]["backward_transfer"] == pytest.approx(matrix["bwt"])
 
 
-def test_push_stages_round_trip(hub, stream_run, capsys):
+def test_push_stages_round_trip(hub, learn_forget_run, capsys):
     from transformers import AutoModelForCausalLM
 
     from hfcl.hub.cli import main as push_cli
 
     repo = f"{hub.user}/learn-forget"
-    assert push_cli([str(stream_run), "--hub_model_id", repo, "--stages"]) == 0
+    assert push_cli([str(learn_forget_run), "--hub_model_id", repo, "--stages"]) == 0
     assert "4 stage(s) + main" in capsys.readouterr().out
     api = HfApi()
     refs = api.list_repo_refs(repo)
     assert sorted(b.name for b in refs.branches) == sorted([*REFS, "main"])
     heads = {b.name: b.target_commit for b in refs.branches}
-    stages, matrix = read_stages(stream_run)
+    stages, matrix = read_stages(learn_forget_run)
     for k, stage in enumerate(stages):
         chain = [c.sha for c in hub.commits(repo, stage.ref)]
         assert chain[0] == heads[stage.ref]
@@ -94,21 +83,29 @@ def test_push_stages_round_trip(hub, stream_run, capsys):
     # the same names again: refused before anything is pushed, unless --overwrite
     before = {b.name: b.target_commit for b in api.list_repo_refs(repo).branches}
     with pytest.raises(ConfigError, match="already has branch"):
-        push_cli([str(stream_run), "--hub_model_id", repo, "--stages"])
+        push_cli([str(learn_forget_run), "--hub_model_id", repo, "--stages"])
     assert {b.name: b.target_commit for b in api.list_repo_refs(repo).branches} == before
-    assert push_cli([str(stream_run), "--hub_model_id", repo, "--stages", "--overwrite", "true"]) == 0
+    assert push_cli([str(learn_forget_run), "--hub_model_id", repo, "--stages", "--overwrite", "true"]) == 0
     assert sorted(b.name for b in api.list_repo_refs(repo).branches) == sorted([*REFS, "main"])
 
+    # the Space's Continual tab reads the same run back from the Hub: stages from branches, models per branch
+    from hfcl.space.continual import ContinualRun
 
-def test_push_stages_bad_input(hub, tmp_path, stream_run):
+    local, remote = ContinualRun(learn_forget_run), ContinualRun(repo)
+    assert [s.label for s in remote.stages] == [s.label for s in local.stages]
+    assert [s.kind for s in remote.stages] == ["learn", "learn", "forget", "learn"]
+    assert remote.answers(remote.stages[2], 24) == local.answers(local.stages[2], 24)
+
+
+def test_push_stages_bad_input(hub, tmp_path, learn_forget_run):
     from hfcl.hub.cli import main as push_cli
 
     with pytest.raises(ConfigError, match="not a continual run folder"):
         push_cli([str(tmp_path), "--hub_model_id", f"{hub.user}/x", "--stages"])
     with pytest.raises(ConfigError, match="drop --revision"):
-        push_cli([str(stream_run), "--hub_model_id", f"{hub.user}/x", "--stages", "--revision", "dev"])
+        push_cli([str(learn_forget_run), "--hub_model_id", f"{hub.user}/x", "--stages", "--revision", "dev"])
     dry = tmp_path / "dry"
-    assert push_cli([str(stream_run), "--hub_model_id", f"{hub.user}/x", "--stages", "--dry_run_dir", str(dry)]) == 0
+    assert push_cli([str(learn_forget_run), "--hub_model_id", f"{hub.user}/x", "--stages", "--dry_run_dir", str(dry)]) == 0
     assert sorted(p.name for p in dry.iterdir()) == sorted([*REFS, "main"])
     assert (dry / REFS[2] / "README.md").read_text().count("forget event") >= 1
     assert str(tmp_path) not in (dry / REFS[0] / "hfcl_run.json").read_text()  # no local path leaves the machine

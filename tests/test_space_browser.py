@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def page_on_app(tiny_zoo):
+def page_on_app(tiny_zoo, learn_forget_run):
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         pytest.fail(f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium` (or set HFCL_CHROMIUM).")
     from playwright.sync_api import sync_playwright
@@ -37,7 +37,7 @@ def page_on_app(tiny_zoo):
     from hfcl.space import SpaceSettings, build_space, launch
 
     demo = build_space("target,retain", zoo_config=tiny_zoo.config, presets_per_split=3,
-                       settings=SpaceSettings(max_new_tokens=40))
+                       settings=SpaceSettings(max_new_tokens=40), continual=str(learn_forget_run))
     launch(demo, port=free_port(), block=False, quiet=True)
     try:
         with sync_playwright() as p:
@@ -114,3 +114,35 @@ def test_browser_chat_turn_and_eval_tab(page_on_app):
     assert "Bark Wadaisk" in page.locator("#chatbot").inner_text()
     page.get_by_role("tab", name="Eval card").click()
     page.get_by_text("no eval_report.json for this zoo build").first.wait_for(state="visible")  # none found here
+
+
+def test_browser_continual_tab_heat_map_and_answers(page_on_app, learn_forget_run, tmp_path):
+    """Pick the forget stage: the heat map (R so far, 4 rows) renders, the description names the event, the table
+    holds the stage's answers next to the previous stage's, deleted rows included."""
+    import io
+
+    from PIL import Image, ImageStat
+
+    from hfcl.space.continual import ContinualRun
+
+    page = page_on_app
+    page.get_by_role("tab", name="Continual").click()
+    page.locator("#continual-stage input").click()
+    page.get_by_role("option", name="3 · forget forget-authors1").click()
+    page.locator("#continual-info").get_by_text("Forget event").wait_for(state="visible", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelector('#continual-answers').innerText.includes('(deleted)')",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_function("() => { const i = document.querySelector('#continual-heatmap img');"
+                           " return i && i.complete && i.naturalWidth > 100; }", timeout=TIMEOUT_MS)
+    shot = Image.open(io.BytesIO(page.locator("#continual-heatmap img").screenshot())).convert("RGB")
+    spread = ImageStat.Stat(shot).stddev
+    assert shot.size[0] > 100 and max(spread) > 20  # a drawn matrix, not a blank box
+    run = ContinualRun(learn_forget_run)
+    table = page.locator("#continual-answers").inner_text()
+    expected = run.answers(run.stage(3), 40)
+    assert expected[0][1] in table and expected[-1][1] in table  # first task question, last deleted row
+    assert "Traceback" not in page.content()
+    out = Path(os.environ.get("HFCL_TEST_ARTIFACTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / "space_continual.png"), full_page=True)
+    assert (out / "space_continual.png").stat().st_size > 10_000

@@ -175,7 +175,7 @@ def run_stream(stream: TaskStream, config: ContinualConfig, model, tokenizer, pe
     from .callbacks import ForgettingMonitor
     from .forget import event_report, event_tasks, run_forget
     from .scoring import score_tasks
-    from .stream import ForgetEvent
+    from .stream import ForgetEvent, stream_examples
     from .trainer import ContinualTrainer
 
     check_run(stream, config, peft_config is not None or hasattr(model, "peft_config"))
@@ -274,7 +274,8 @@ def run_stream(stream: TaskStream, config: ContinualConfig, model, tokenizer, pe
     config.output_dir = str(out)
     if write:
         record = run_record(stream, config, result, record or {}, time.time() - start)
-        write_run_dir(out, trainer, tokenizer, work, result, record, overwrite or resume)  # every process
+        write_run_dir(out, trainer, tokenizer, work, result, record, overwrite or resume,  # every process
+                      examples=stream_examples(stream))
         result.output_dir = out
         if trainer.is_world_process_zero():
             shutil.rmtree(work, ignore_errors=True)
@@ -318,7 +319,7 @@ def run_record(stream: TaskStream, config: ContinualConfig, result: ContinualRes
 
 
 def write_run_dir(out: Path, trainer, tokenizer, work: Path, result: ContinualResult, record: dict[str, Any],
-                  overwrite: bool) -> None:
+                  overwrite: bool, examples: dict[str, Any] | None = None) -> None:
     from ..hub.plots import accuracy_matrix
     from .strategies.olora import OLoRA, merged_adapter
 
@@ -348,6 +349,8 @@ def write_run_dir(out: Path, trainer, tokenizer, work: Path, result: ContinualRe
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp / rel).write_bytes(png)
         atomic_write_json(tmp / "hfcl_run.json", record)
+        if examples is not None:
+            atomic_write_json(tmp / "stream_examples.json", examples)
 
 
 def config_dict(config) -> dict[str, Any]:

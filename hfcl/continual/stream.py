@@ -85,6 +85,31 @@ def row_format(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def question_answer(row: Mapping[str, Any]) -> dict[str, str]:
+    """A row as ``{"question", "answer"}`` strings, whatever its format (messages: the last user and assistant
+    turns), for showing examples (the Space's Continual tab)."""
+    if "question" in row:
+        return {"question": str(row["question"]), "answer": str(row["answer"])}
+    if "prompt" in row:
+        return {"question": str(row["prompt"]), "answer": str(row["completion"])}
+    turns = list(row.get("messages") or [])
+    user = [t.get("content", "") for t in turns if t.get("role") == "user"]
+    assistant = [t.get("content", "") for t in turns if t.get("role") == "assistant"]
+    return {"question": str(user[-1] if user else ""), "answer": str(assistant[-1] if assistant else "")}
+
+
+def stream_examples(stream: TaskStream, n: int = 3) -> dict[str, Any]:
+    """``stream_examples.json``: the first ``n`` eval rows of every task, and of the rows each forget event deletes,
+    as question/answer pairs (what the Space asks every stage's model)."""
+    out: dict[str, Any] = {"tasks": {t.name: [question_answer(r) for r in t.eval[:n]] for t in stream.tasks},
+                           "forget_events": {}}
+    for event in stream.forgets:
+        task = stream.tasks[stream.task_index(event.task)]
+        rows = [task.train[i] for i in stream.forget_indices(event)][:n]
+        out["forget_events"][event.name] = {"task": event.task, "rows": [question_answer(r) for r in rows]}
+    return out
+
+
 def _check_metric(metric: str, where: str) -> str:
     if metric not in METRICS:
         close = difflib.get_close_matches(str(metric), METRICS, n=1)

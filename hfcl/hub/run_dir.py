@@ -33,7 +33,8 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _ALLOWED_PATTERNS = (re.compile(r"[^/]+\.safetensors"), re.compile(r"[^/]+\.safetensors\.index\.json"),
                      re.compile(r"eval_report\.[\w.-]+\.json"), re.compile(r"plots/[\w.-]+\.(png|svg)"),
                      re.compile(r"\.eval_results/[\w.-]+\.ya?ml"),
-                     re.compile(r"accuracy_matrix\.json"))  # a continual run's R with every step (hfcl continual)
+                     re.compile(r"accuracy_matrix\.json"),  # a continual run's R with every step (hfcl continual)
+                     re.compile(r"stream_examples\.json"))  # a few question/answer pairs per task (the Space)
 
 
 @dataclass

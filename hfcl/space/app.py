@@ -1,4 +1,4 @@
-"""The Gradio Blocks app: Compare, Chat, Eval card and Compose tabs over a :class:`ModelRegistry`.
+"""The Gradio Blocks app: Compare, Chat, Eval card, Compose and Continual tabs over a :class:`ModelRegistry`.
 
 Callbacks are thin: they call :mod:`hfcl.space.compare` / :mod:`hfcl.space.cards` / :mod:`hfcl.space.composer` and
 format the result. Input problems become a visible ``gr.Error`` message, never a stack trace. No per-visitor state
@@ -11,6 +11,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import HfclError
@@ -100,10 +101,12 @@ def _columns(answers: Sequence[ModelAnswer], n: int) -> list[str]:
 
 
 def build_app(registry: ModelRegistry, presets: Sequence[Preset] = (), report_paths: dict | None = None,
-              composer: Any = None, compose_reason: str = "", settings: SpaceSettings | None = None):
+              composer: Any = None, compose_reason: str = "", settings: SpaceSettings | None = None,
+              continual: Any = None):
     """The ``gr.Blocks`` app (not launched). The Eval card tab reads ``report_paths`` (``name -> path``) and the
     ``eval_report.json`` of each model's run directory, on page load and on "Reload reports"; ``composer`` (a
-    :class:`~hfcl.space.composer.Composer`) enables the Compose tab, else ``compose_reason`` is shown there."""
+    :class:`~hfcl.space.composer.Composer`) enables the Compose tab, else ``compose_reason`` is shown there;
+    ``continual`` (a :class:`~hfcl.space.continual.ContinualRun`) fills the Continual tab."""
     import gradio as gr
 
     settings = settings or SpaceSettings()
@@ -215,7 +218,45 @@ def build_app(registry: ModelRegistry, presets: Sequence[Preset] = (), report_pa
             demo.load(eval_view, None, eval_outputs, api_name=False)
         with gr.Tab("Compose", id="tab-compose"):
             _compose_tab(gr, composer, compose_reason, settings)
+        with gr.Tab("Continual", id="tab-continual"):
+            _continual_tab(gr, demo, continual, settings)
     return demo
+
+
+def _continual_tab(gr, demo, run: Any, settings: SpaceSettings) -> None:
+    from .continual import ANSWER_HEADERS
+
+    if run is None:
+        gr.Markdown("**No continual run loaded.** Serve one with `hfcl space --continual RUN_DIR` (an `hfcl "
+                    "continual` output folder) or `--continual user/repo` (a repo pushed with `hfcl push --stages`): "
+                    "pick a stage and see the accuracy matrix up to it, forget events marked, and its model's "
+                    "answers next to the previous stage's.", elem_id="continual-off")
+        return
+    labels = [s.label for s in run.stages]
+    shown = Path(run.source).name if run.local else run.source  # a folder's name, never a local path
+    gr.Markdown(f"`{shown}`: {len(run.stages)} stages. Pick one: the heat map shows R up to it (rows framed in "
+                "red: forget events); the table asks that stage's model and the previous one the same questions.")
+    stage = gr.Dropdown(choices=labels, value=labels[-1], label="Stage", elem_id="continual-stage")
+    with gr.Row():
+        heatmap = gr.Image(label="Accuracy matrix so far", type="filepath", interactive=False,
+                           elem_id="continual-heatmap", scale=2)
+        info = gr.Markdown(elem_id="continual-info")
+    answers = gr.Dataframe(headers=ANSWER_HEADERS, interactive=False, wrap=True, elem_id="continual-answers")
+    lock = threading.Lock()  # matplotlib and the stage cache are shared by every visitor
+
+    def view(label: str):
+        try:
+            chosen = run.stage(label)
+            with lock:
+                image, text = run.heatmap(chosen), run.describe(chosen)
+                rows = run.answers(chosen, settings.max_new_tokens)
+            return image, text, {"headers": ANSWER_HEADERS, "data": rows or [["(no examples)", "", "", "", ""]]}
+        except Exception as exc:
+            raise _user_error(exc) from exc
+
+    stage.change(view, [stage], [heatmap, info, answers], api_name="continual_stage",
+                 concurrency_limit=settings.concurrency_limit, concurrency_id="models")
+    demo.load(view, [stage], [heatmap, info, answers], api_name=False)
 
 
 def _compose_tab(gr, composer, reason: str, settings: SpaceSettings) -> None:

@@ -26,6 +26,9 @@ class SpaceArguments:
                                                   "choices": ["default", "tiny"]})
     presets_per_split: int = field(default=12, metadata={"help": "Preset questions per split (forget, retain, "
                                                                  "holdout)."})
+    continual: str | None = field(default=None, metadata={
+        "help": "A continual run for the Continual tab: an `hfcl continual` output folder or a Hub repo pushed "
+                "with `hfcl push --stages` (pick a stage: R so far, forget events, answers vs the previous stage)."})
     host: str = field(default="127.0.0.1", metadata={"help": "Address to serve on (0.0.0.0 for your network)."})
     port: int = field(default=7860, metadata={"help": "Port to serve on."})
     share: bool = field(default=False, metadata={"help": "Also open a public gradio.live link (off by default)."})
@@ -36,12 +39,12 @@ def main(argv: Sequence[str]) -> int:
     args, settings, cfg = parse_args(
         [SpaceArguments, SpaceSettings, ZooConfig], argv, prog="hfcl space",
         description="Serve the Gradio Space: several models answer side by side with their probability of the true "
-                    "answer, a chat, the eval cards and adapter composition.")
+                    "answer, a chat, the eval cards, adapter composition and a continual run stage by stage.")
     from ..zoo.cli import apply_zoo
     from .serve import launch_space
 
     cfg = apply_zoo(args.zoo, cfg)
     launch_space(args.models, host=args.host, port=args.port, share=args.share, settings=settings, zoo_config=cfg,
                  forget_split=args.forget_split, reports=args.reports or None,
-                 presets_per_split=args.presets_per_split)
+                 presets_per_split=args.presets_per_split, continual=args.continual)
     return 0

@@ -17,20 +17,22 @@ logger = get_logger(__name__)
 DEFAULT_MODELS = "target,retain"
 #: Space variables (Settings -> Variables on the Hub) read by :func:`build_space_from_env`.
 ENV_VARS = {"HFCL_MODELS": "models", "HFCL_REPORTS": "reports", "HFCL_FORGET_SPLIT": "forget_split",
-            "HFCL_PRESET": "preset"}
+            "HFCL_PRESET": "preset", "HFCL_CONTINUAL": "continual"}
 
 
 def build_space(models: str | Sequence[str] | Sequence[ModelSpec] = DEFAULT_MODELS, *, zoo_config: Any = None,
                 forget_split: str = "forget10", reports: str | Mapping[str, str] | None = None,
                 presets_per_split: int = 12, data_source: str = "embedded", settings: SpaceSettings | None = None,
-                preload: bool = True, loader: Any = None):
+                preload: bool = True, loader: Any = None, continual: Any = None):
     """Build the Gradio app (not launched) for ``models`` (``"target,retain,unlearned=out/ga"``: zoo stages,
     local folders, PEFT adapter folders or Hub ids; 1 to 4 of them).
 
     ``zoo_config``: recipe of zoo stages (``None`` = default; :func:`hfcl.zoo.tiny_config` for a quick look).
     ``reports``: extra ``name=path`` eval reports (run directories' ``eval_report.json`` are found anyway).
     ``preload`` loads every model before returning, so the first visitor does not wait and a bad model id fails
-    here with a clear message. Returns the ``gr.Blocks``; ``demo.hfcl_registry`` holds the loaded models.
+    here with a clear message. ``continual``: a continual run folder or Hub repo (``hfcl push --stages``), or a
+    :class:`~hfcl.space.continual.ContinualRun`, for the Continual tab. Returns the ``gr.Blocks``;
+    ``demo.hfcl_registry`` holds the loaded models.
     """
     specs = parse_model_specs(models)
     report_paths = parse_report_paths(reports)
@@ -46,7 +48,11 @@ def build_space(models: str | Sequence[str] | Sequence[ModelSpec] = DEFAULT_MODE
             reason = ""
     else:
         reason = "None of the loaded models is a PEFT adapter folder."
-    demo = build_app(registry, presets, report_paths, composer, reason, settings)
+    if continual is not None and not hasattr(continual, "stages"):
+        from .continual import ContinualRun
+
+        continual = ContinualRun(continual)
+    demo = build_app(registry, presets, report_paths, composer, reason, settings, continual=continual)
     demo.hfcl_registry = registry
     return demo
 
@@ -79,7 +85,8 @@ def launch_demo_space(zoo_config: Any = None, forget_split: str = "forget10",
 
 def build_space_from_env(environ: Mapping[str, str] | None = None, **kwargs: Any):
     """The app as configured by Space variables: ``HFCL_MODELS`` (default ``target,retain``), ``HFCL_REPORTS``,
-    ``HFCL_FORGET_SPLIT`` (default ``forget10``) and ``HFCL_PRESET`` (``default`` or ``tiny``)."""
+    ``HFCL_FORGET_SPLIT`` (default ``forget10``), ``HFCL_PRESET`` (``default`` or ``tiny``) and ``HFCL_CONTINUAL``
+    (a Hub repo pushed with ``hfcl push --stages``, for the Continual tab)."""
     env = os.environ if environ is None else environ
     zoo_config = None
     if env.get("HFCL_PRESET", "default") == "tiny":
@@ -88,4 +95,5 @@ def build_space_from_env(environ: Mapping[str, str] | None = None, **kwargs: Any
         zoo_config = tiny_config()
     return build_space(env.get("HFCL_MODELS") or DEFAULT_MODELS, zoo_config=zoo_config,
                        forget_split=env.get("HFCL_FORGET_SPLIT") or "forget10",
-                       reports=env.get("HFCL_REPORTS") or None, **kwargs)
+                       reports=env.get("HFCL_REPORTS") or None, continual=env.get("HFCL_CONTINUAL") or None,
+                       **kwargs)
