@@ -105,3 +105,31 @@ def test_infinite_schedule_shape():
     assert f[99] == pytest.approx(0.05) and f[80] == pytest.approx(0.5 * 0.1 ** (1 / 20))  # exponential anneal
     # the next task starts again from the constant (its own anneal at its end)
     assert infinite_factor(100, 0, 50, **kw) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_quadratic_gradient_equals_autograd(weighted):
+    """The penalty gradient added to .grad once per optimizer step is autograd's gradient of coef * Σ w (θ − θ*)²
+    (existing gradients kept, frozen parameters untouched, a bf16 parameter cast), and its value is the penalty."""
+    import torch
+
+    from hfcl.continual.strategies.base import Quadratic, add_quadratic_grad_, squared_distance
+
+    gen = torch.Generator().manual_seed(0)
+    params = {n: torch.nn.Parameter(torch.randn(shape, generator=gen)) for n, shape in
+              (("a", (3, 4)), ("b", (5,)), ("frozen", (2, 2)))}
+    params["half"] = torch.nn.Parameter(torch.randn(4, generator=gen).to(torch.bfloat16))
+    params["frozen"].requires_grad_(False)
+    anchor = {n: (p.detach().float() + 0.1 * torch.randn(p.shape, generator=gen)) for n, p in params.items()}
+    weight = {n: torch.rand(p.shape, generator=gen) for n, p in params.items()} if weighted else None
+    q = Quadratic("ewc", 0.7, anchor, weight)
+    params["a"].grad = torch.ones(3, 4)  # a gradient from the backward pass is kept, the penalty's added to it
+    value = add_quadratic_grad_(params, q, grad_scale=1.0, with_value=True)
+    ref = {n: p.detach().float().clone().requires_grad_(p.requires_grad) for n, p in params.items()}
+    penalty = 0.7 * squared_distance(ref, anchor, weight)
+    penalty.backward()
+    assert float(value) == pytest.approx(float(penalty), rel=1e-5)
+    torch.testing.assert_close(params["a"].grad, ref["a"].grad + 1.0)
+    torch.testing.assert_close(params["b"].grad, ref["b"].grad)
+    torch.testing.assert_close(params["half"].grad.float(), ref["half"].grad, rtol=1e-2, atol=1e-2)
+    assert params["frozen"].grad is None

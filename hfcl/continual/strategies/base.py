@@ -129,19 +129,26 @@ def add_quadratic_grad_(params: dict[str, torch.Tensor], q: Quadratic, grad_scal
         return torch.zeros(()) if with_value else None
     ps = [params[n] for n in names]
     diff = torch._foreach_sub([p.detach().float() for p in ps], [q.anchor[n].to(p.device) for n, p in zip(names, ps)])
-    wdiff = (torch._foreach_mul(diff, [q.weight[n].to(p.device) for n, p in zip(names, ps)])
-             if q.weight is not None else diff)
+    weights = [q.weight[n].to(p.device) for n, p in zip(names, ps)] if q.weight is not None else None
     value = None
     if with_value:
-        value = torch.stack([(a * b).sum() for a, b in zip(wdiff, diff)]).sum().cpu() * q.coef
-    trainable = [(p, g) for p, g in zip(ps, wdiff) if p.requires_grad]
-    for p, _ in trainable:
+        value = torch.stack([((d * w) * d).sum() if weights is not None else d.square().sum()
+                             for d, w in zip(diff, weights or diff)]).sum().cpu() * q.coef
+    alpha = 2.0 * q.coef * grad_scale
+    fast, slow = [], []  # fp32 gradients take one fused grad += alpha * w * diff; others are cast per tensor
+    for k, p in enumerate(ps):
+        if not p.requires_grad:
+            continue
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    same = [(p.grad, g) for p, g in trainable if p.grad.dtype == g.dtype]
-    if same:
-        torch._foreach_add_([a for a, _ in same], [b for _, b in same], alpha=2.0 * q.coef * grad_scale)
-    for p, g in trainable:
-        if p.grad.dtype != g.dtype:
-            p.grad.add_(g.to(p.grad.dtype), alpha=2.0 * q.coef * grad_scale)
+        (fast if p.grad.dtype == diff[k].dtype else slow).append(k)
+    if fast:
+        grads = [ps[k].grad for k in fast]
+        if weights is not None:
+            torch._foreach_addcmul_(grads, [weights[k] for k in fast], [diff[k] for k in fast], value=alpha)
+        else:
+            torch._foreach_add_(grads, [diff[k] for k in fast], alpha=alpha)
+    for k in slow:
+        g = diff[k] * weights[k] if weights is not None else diff[k]
+        ps[k].grad.add_(g.to(ps[k].grad.dtype), alpha=alpha)
     return value
