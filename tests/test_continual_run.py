@@ -50,6 +50,26 @@ def test_ordering_bars_on_the_tiny_stream(tiny_zoo, tmp_path):
     assert np.allclose(again, olora.R[-1], atol=1e-4)
 
 
+@pytest.mark.slow
+def test_resume_keeps_adam_moments_when_the_optimizer_is_not_reset(tiny_zoo, tmp_path):
+    """reset_optimizer=False: AdamW's moments carry into the next task, and across an interruption at the boundary."""
+    stream = world_stream(tiny_zoo.config, n_tasks=2, authors_per_task=1, probe_size=0)
+    kw = {**FAST, "num_train_epochs": 3, "reset_optimizer": False}
+
+    def go(out, resume=None, **extra):
+        model, tok = tiny_zoo.load("base")
+        return run_stream(stream, ContinualConfig(output_dir=str(out), resume_from_checkpoint=resume, **kw), model,
+                          tok, **extra)
+
+    full = go(tmp_path / "full")
+    go(tmp_path / "a", stop_after=1)
+    assert (tmp_path / ".a.work" / "stages" / "task-1-authors1" / "optimizer.pt").is_file()
+    resumed = go(tmp_path / "a", resume="true")
+    np.testing.assert_allclose(resumed.R, full.R, atol=1e-5)
+    fresh = run(tiny_zoo, tmp_path, "naive", n_tasks=2, num_train_epochs=3)  # reset_optimizer=True: another path
+    assert not np.allclose(fresh.R[-1], full.R[-1], atol=1e-4)
+
+
 class Crash(TrainerCallback):
     """Interrupt task ``task`` after ``step`` optimizer steps (after its checkpoint was written)."""
 
@@ -81,6 +101,10 @@ def test_resume_mid_stream_reaches_the_same_matrix(tiny_zoo, tmp_path):
     assert len(part.R) == 2 and (tmp_path / ".a.work" / "stages" / "task-1-authors1" / "stage.json").is_file()
     resumed = go(tmp_path / "a", resume="true")
     np.testing.assert_allclose(resumed.R, full.R, atol=1e-5)
+    # the probe monitor keeps its history and its KL reference (the starting model, not the restored one)
+    assert [(m["task"], m["step"]) for m in resumed.monitor] == [(m["task"], m["step"]) for m in full.monitor]
+    np.testing.assert_allclose([m["probe_kl"] for m in resumed.monitor], [m["probe_kl"] for m in full.monitor],
+                               atol=1e-4)
     # interrupted inside task 2 (after its step-2 checkpoint), then resumed from that checkpoint
     with pytest.raises(KeyboardInterrupt):
         go(tmp_path / "b", callbacks=[Crash(task=2, step=2)])

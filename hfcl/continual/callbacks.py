@@ -72,6 +72,15 @@ class ForgettingMonitor(TrainerCallback):
             count += gold.numel()
         return {"probe_ce": nll / max(count, 1), "probe_kl": kl / max(count, 1)}
 
+    def set_reference(self, model) -> None:
+        """Make ``model`` (as it is now) the reference of ``probe_kl`` (resume: the stream's starting model)."""
+        self.base = [lp for lp, _ in self._logprobs(model)]
+
+    def resume(self, history: list[dict[str, float]], tasks_done: int) -> None:
+        """Continue an interrupted stream: its earlier measurements and the number of tasks it trained."""
+        self.history = [dict(h) for h in history]
+        self.task = int(tasks_done)
+
     def _record(self, state, model) -> None:
         values = self.measure(model)
         entry = {"task": self.task, "step": state.global_step, **{k: round(v, 6) for k, v in values.items()}}

@@ -38,6 +38,7 @@ from .stream import TaskStream
 logger = get_logger(__name__)
 STATE_FILE = "continual_state.safetensors"
 STAGE_FILE = "stage.json"
+OPTIMIZER_FILE = "optimizer.pt"  # only with reset_optimizer=False: the moments that carry into the next task
 
 
 @dataclass
@@ -97,6 +98,8 @@ def _save_stage(trainer, stage: Path, record: dict[str, Any]) -> None:
         if trainer.is_peft:
             tensors.update(_peft_weights(trainer))
         save_file(tensors, str(stage / STATE_FILE))
+        if not trainer.args.reset_optimizer and trainer.optimizer is not None:  # AdamW moments carry across tasks
+            torch.save(trainer.optimizer.state_dict(), stage / OPTIMIZER_FILE)
         atomic_write_json(stage / STAGE_FILE, {**record, "continual_state": meta})
     trainer.accelerator.wait_for_everyone()
 
@@ -139,6 +142,10 @@ def _restore(trainer, stage: Path, stream: TaskStream) -> dict[str, Any]:
                 params[n].copy_(v.to(params[n].device, params[n].dtype))
     done = int(meta["tasks_done"])
     trainer.load_continual_state(tensors, meta, [t.train for t in stream.tasks[:done]])
+    if not trainer.args.reset_optimizer and (stage / OPTIMIZER_FILE).is_file():
+        trainer.create_optimizer()  # over the same trainable parameters, in the same order, as when it was saved
+        trainer.optimizer.load_state_dict(torch.load(stage / OPTIMIZER_FILE, weights_only=True))
+        trainer.keep_optimizer()
     return record
 
 
@@ -221,7 +228,11 @@ def run_stream(stream: TaskStream, config: ContinualConfig, model, tokenizer, pe
     first = 0
     done = _completed_stages(work, stream) if resume else []
     if done:
+        if monitor is not None:  # the KL reference is the starting model, not the restored one
+            monitor.set_reference(trainer.unwrapped)
         saved = _restore(trainer, done[-1], stream)
+        if monitor is not None:
+            monitor.resume(saved.get("monitor_history", []), len(trainer.task_rows))
         R, probe, seconds = saved["R"], saved["probe"], saved["stage_seconds"]
         extra, events = saved.get("extra", [[] for _ in R]), saved.get("forget_events", [])
         first = len(done)
@@ -254,7 +265,7 @@ def run_stream(stream: TaskStream, config: ContinualConfig, model, tokenizer, pe
         _save_stage(trainer, _stage_dir(work, s, step),
                     {"step": s + 1, "kind": "forget" if isinstance(step, ForgetEvent) else "learn",
                      "name": step.name, "R": R, "probe": probe, "extra": extra, "forget_events": events,
-                     "stage_seconds": seconds})
+                     "stage_seconds": seconds, "monitor_history": monitor.history if monitor else []})
         if stop_after is not None and s + 1 >= stop_after and s + 1 < len(steps):
             return ContinualResult(stream.names, stream.metrics, R, probe if stream.probe else None, None, None,
                                    seconds, monitor.history if monitor else [], trainer,

@@ -201,6 +201,10 @@ class ContinualTrainer(Trainer):
             strategy.end_task(self, task_index)
         return result
 
+    def keep_optimizer(self) -> None:
+        """The current optimizer (restored on resume) goes on into the next task when ``reset_optimizer=False``."""
+        self._optimizer_params = set(self.trainable_params())
+
     def forget_rows(self, task_index: int, indices: Sequence[int]) -> None:
         """Record that rows ``indices`` of task ``task_index`` were unlearned and tell every strategy (after the
         unlearning ran, so anchors and averages move to the unlearned weights)."""
