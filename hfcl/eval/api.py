@@ -257,6 +257,13 @@ def evaluate_model(model_or_path, suite: str = "tofu", forget_split: str = "forg
     torch.manual_seed(config.seed)
     started = time.perf_counter()
     result = RUNNERS[config.suite](model, tokenizer, data, config, distributed=distributed)
+    if config.attacks:
+        from .attacks import run_attacks
+
+        attacked, attack_rows, attack_notes = run_attacks(model, tokenizer, list(data["forget"]), config)
+        result.aggregates.update(attacked)
+        result.per_example.update(attack_rows)
+        result.notes.extend(attack_notes)
     seconds = time.perf_counter() - started
     from .scoring import process_info
 

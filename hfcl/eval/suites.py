@@ -48,7 +48,30 @@ class EvalConfig:
                 "whose perturbed answers rewrite the paraphrase), 'original', or 'auto' = 'original' for the embedded "
                 "world (its perturbed answers keep the original answer's phrasing) and 'paraphrased' otherwise."})
 
+    attacks: str = field(default="", metadata={
+        "help": "Robustness attacks run after the suite, comma-separated: relearn (fine-tune on a part of the "
+                "forget set, score the rest), quantize (round-to-nearest weight quantization at --quantize_bits). "
+                "Adds robustness_* aggregates; empty = none."})
+    relearn_fraction: float = field(default=0.2, metadata={
+        "help": "Relearning attack: share of the forget rows it fine-tunes on (every k-th row); the rest is scored."})
+    relearn_steps: int = field(default=10, metadata={"help": "Relearning attack: AdamW steps (batch 8)."})
+    relearn_learning_rate: float = field(default=1e-3, metadata={"help": "Relearning attack: learning rate."})
+    quantize_bits: str = field(default="8,4", metadata={
+        "help": "Quantization attack: comma-separated bit widths (per-output-channel round-to-nearest)."})
+
     def __post_init__(self) -> None:
+        from .attacks import parse_attacks, parse_bits
+
+        attacks = parse_attacks(self.attacks)
+        if attacks and self.suite != "tofu":
+            raise ConfigError(f"attacks={self.attacks!r} run on the TOFU suite (its forget QA rows); drop them for "
+                              f"suite={self.suite!r}.")
+        if "quantize" in attacks:
+            parse_bits(self.quantize_bits)
+        if "relearn" in attacks and (not 0 < self.relearn_fraction < 1 or self.relearn_steps < 1
+                                     or self.relearn_learning_rate <= 0):
+            raise ConfigError("relearn attack: relearn_fraction must be in (0, 1), relearn_steps >= 1 and "
+                              "relearn_learning_rate > 0.")
         if self.suite not in SUITES:
             raise ConfigError(f"suite={self.suite!r}: choose one of {', '.join(SUITES)}.")
         if not 0 < self.mia_k <= 1:

@@ -99,6 +99,18 @@ def _register_all() -> None:
     r(Metric("mia_reference_auc", _MIA.format(attack="reference-model (NLL with EOS minus the retain model's NLL)"),
              "ideal", "forget", ("forget.mia_reference", "holdout.mia_reference"),
              lambda f, h: mia_auc(_finite(f), _finite(h)), _BOTH, ideal=0.5, stage="reference"))
+    # robustness attacks (hfcl.eval.attacks), on the forget rows the relearning attack did not see
+    attacks = (("relearn", "after the relearning attack (fine-tuned on the other forget rows)"),
+               ("quant8", "after 8-bit round-to-nearest weight quantization"),
+               ("quant4", "after 4-bit round-to-nearest weight quantization"))
+    for attack, how in attacks:
+        for key, what in (("prob", "answer probability"), ("rouge", "ROUGE-L recall of greedy answers")):
+            r(Metric(f"robustness_{attack}_forget_{key}", f"Forget {what} {how}; what an attacker recovers.",
+                     "lower", "forget", (f"attack.{attack}_forget_{key}",), float, ("tofu",), stage="attack",
+                     feature=None))
+            r(Metric(f"robustness_{attack}_gain_{key}", f"Forget {what} {how} minus before it, on the same rows: "
+                     "how much the attack restores (compare with the retain model's, the control).", "lower",
+                     "forget", (f"attack.{attack}_gain_{key}",), float, ("tofu",), stage="attack", feature=None))
     # continual learning, from the accuracy matrix R (row 0 = before any task; see hfcl.eval.metrics.continual)
     cl = ("continual",)
     r(Metric("final_average_accuracy", "ACC = mean_j R[T, j]: score on every task after the last one.", "higher",
