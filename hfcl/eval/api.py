@@ -260,10 +260,10 @@ def evaluate_model(model_or_path, suite: str = "tofu", forget_split: str = "forg
     if config.attacks:
         from .attacks import run_attacks
 
-        attacked, attack_rows, attack_notes = run_attacks(model, tokenizer, list(data["forget"]), config)
+        attacked, attack_notes, attack_record = run_attacks(model, tokenizer, list(data["forget"]), config)
         result.aggregates.update(attacked)
-        result.per_example.update(attack_rows)
         result.notes.extend(attack_notes)
+        result.stats["attacks"] = attack_record
     seconds = time.perf_counter() - started
     from .scoring import process_info
 

@@ -141,12 +141,12 @@ def _scores(model, tokenizer, rows: list[dict[str, Any]], config) -> dict[str, f
     return {"prob": float(prob), "rouge": float(rouge)}
 
 
-def run_attacks(model, tokenizer, forget_rows: list[dict[str, Any]], config) -> tuple[dict[str, Any], dict, list]:
-    """The attacks of ``config.attacks`` on ``model``: ``(aggregates, per_example, notes)``.
+def run_attacks(model, tokenizer, forget_rows: list[dict[str, Any]], config) -> tuple[dict[str, Any], list, dict]:
+    """The attacks of ``config.attacks`` on ``model``: ``(aggregates, notes, record)``.
 
     ``aggregates``: ``robustness_<attack>_forget_{prob,rouge}`` after each attack and ``..._gain_{prob,rouge}`` over
     the unattacked model, on the held-out forget rows (``quantize``: one pair per bit width, ``quant8``, ``quant4``);
-    ``per_example["attacks"]`` records the rows' split and the unattacked scores."""
+    the third item records the rows' split and the unattacked scores (the report's ``runtime["attacks"]``)."""
     attacks = parse_attacks(config.attacks)
     rows = [{"question": r["question"], "answer": r["answer"]} for r in forget_rows]
     shown, held = split_rows(rows, config.relearn_fraction) if "relearn" in attacks else ([], rows)
@@ -166,12 +166,12 @@ def run_attacks(model, tokenizer, forget_rows: list[dict[str, Any]], config) -> 
         for key in ("prob", "rouge"):
             aggregates[f"robustness_{name}_forget_{key}"] = after[key]
             aggregates[f"robustness_{name}_gain_{key}"] = after[key] - before[key]
-    per_example = {"attacks": {"held_out_rows": len(held), "shown_rows": len(shown), "before": before}}
+    record = {"held_out_rows": len(held), "shown_rows": len(shown), "before": before}
     how = (f"{len(held)} forget rows the relearning attack never saw ({len(shown)} shown, {config.relearn_steps} "
            f"AdamW steps at lr {config.relearn_learning_rate:g})" if shown else f"all {len(held)} forget rows")
     notes = [(f"attacks ({', '.join(attacks)}): scored on {how}; unattacked on those rows: prob "
               f"{before['prob']:.3f}, ROUGE-L {before['rouge']:.3f}.")]
-    return aggregates, per_example, notes
+    return aggregates, notes, record
 
 
 __all__ = ["ATTACKS", "merged_copy", "parse_attacks", "parse_bits", "quantize_rtn", "quantized_copy",

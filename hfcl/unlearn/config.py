@@ -95,6 +95,16 @@ class UnlearningConfig(TrainingArguments):
     soul_beta1: float = field(default=0.9, metadata={"help": "SOUL: momentum decay β1."})
     soul_beta2: float = field(default=0.95, metadata={"help": "SOUL: Hessian-diagonal estimate decay β2."})
     # TrainingArguments fields whose defaults differ for unlearning
+    early_stop_steps: int = field(default=0, metadata={
+        "help": "Stop without a retain model: every N optimizer steps, score forget and holdout rows (data of the "
+                "same kind the model never saw) with the LOSS membership attack and stop once its AUC is within "
+                "--early_stop_tolerance of 0.5 (0 = off). Needs holdout rows: the embedded holdout split, "
+                "--holdout_file, or UnlearningTrainer(holdout_dataset=...)."})
+    early_stop_tolerance: float = field(default=0.05, metadata={
+        "help": "Early stop: stop when the membership AUC is <= 0.5 + this."})
+    early_stop_utility_floor: float = field(default=0.0, metadata={
+        "help": "Early stop: also stop when the mean retain answer probability falls below this fraction of its "
+                "value at the start (0 = no floor; e.g. 0.9)."})
     learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate (OpenUnlearning's TOFU "
                                                                  "default)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: batches are nested dicts."})
@@ -167,6 +177,10 @@ class UnlearningConfig(TrainingArguments):
         if self.max_steps is None or (self.max_steps <= 0 and self.max_steps != -1):
             raise ConfigError(f"max_steps={self.max_steps} must be a positive number of steps, or -1 (use "
                               "num_train_epochs).")
+        if self.early_stop_steps < 0 or not 0 <= self.early_stop_tolerance < 0.5 or \
+                not 0 <= self.early_stop_utility_floor < 1:
+            raise ConfigError("early stop: early_stop_steps must be >= 0, early_stop_tolerance in [0, 0.5) and "
+                              "early_stop_utility_floor in [0, 1) (a fraction of the starting retain probability).")
         if self.max_steps == -1 and not self.num_train_epochs > 0:
             raise ConfigError(f"num_train_epochs={self.num_train_epochs} must be > 0.")
 

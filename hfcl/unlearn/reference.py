@@ -15,6 +15,7 @@ fingerprint of the tokenized forget data and of the reference model (:func:`mode
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from pathlib import Path
@@ -104,6 +105,11 @@ class Reference:
                    device: torch.device) -> None:
         """Compute ``cache[part][i] = log π_ref(y_i|x_i)`` for every tokenized example of every part."""
         source = self.ref_model.to(device) if self.ref_model is not None else model
+        with _gathered(source):  # ZeRO-3 (zero3_init_flag): whole weights for the fingerprint and the forwards
+            self._fill(source, parts, collate, batch_size, device)
+        self.ref_model = None  # the cache is all we need: free the copy
+
+    def _fill(self, source, parts, collate, batch_size, device) -> None:
         self.fingerprint = {"data": stable_hash({k: [dict(r) for r in v] for k, v in parts.items()}),
                             "reference": model_fingerprint(source)}
         was_training = source.training
@@ -118,7 +124,6 @@ class Reference:
                 self.cache[part] = torch.cat(values)
         finally:
             source.train(was_training)
-        self.ref_model = None  # the cache is all we need: free the copy
 
     def save_cache(self, folder: str | Path) -> None:
         """Write the cache to ``folder/reference_logps.safetensors`` with its fingerprint as metadata."""
@@ -155,6 +160,18 @@ class Reference:
 
 
 CACHE_FILE = "reference_logps.safetensors"
+
+
+def _gathered(model):
+    """A context in which a DeepSpeed ZeRO-3 partitioned model (parameters with ``ds_id``, e.g. loaded under
+    ``zero3_init_flag`` before the engine exists) has its whole weights on every process, read-only; a no-op for any
+    other model (DeepSpeed is imported only then)."""
+    params = [p for p in model.parameters() if hasattr(p, "ds_id")]
+    if not params:
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
 
 
 def frozen_copy(model):

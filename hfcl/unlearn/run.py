@@ -42,6 +42,9 @@ class UnlearnRunArgs:
         "help": "Optional JSON/JSONL/CSV file of forget examples (question/answer, prompt/completion or messages); "
                 "replaces the split's forget set."})
     retain_file: str | None = field(default=None, metadata={"help": "Optional file of retain examples."})
+    holdout_file: str | None = field(default=None, metadata={
+        "help": "File of holdout examples (same kind as the forget set, never trained on) for --early_stop_steps; "
+                "default: the embedded holdout split."})
     lora: bool = field(default=True, metadata={"help": "Train a LoRA adapter (reference for free) instead of "
                                                         "all weights (--lora false)."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
@@ -106,6 +109,19 @@ def load_unlearning_data(run: UnlearnRunArgs, world_config=None):
     return forget, retain
 
 
+def load_holdout(run: UnlearnRunArgs, world_config=None):
+    """Holdout rows for early stopping: ``--holdout_file``, else the embedded (or Hub) split's holdout set; a user
+    forget file without a holdout file is an error (the embedded authors are not its kind of data)."""
+    from ..data import load_tofu
+
+    if run.holdout_file:
+        return _load_file(run.holdout_file)
+    if run.forget_file:
+        raise ConfigError("--early_stop_steps with --forget_file needs --holdout_file: rows of the same kind as the "
+                          "forget set that the model never saw.")
+    return load_tofu(run.forget_split, source=run.data_source, world_config=world_config)["holdout"]
+
+
 def lora_config(run: UnlearnRunArgs):
     from peft import LoraConfig
 
@@ -147,11 +163,12 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     if model is None:
         model, tokenizer = load_model(run.model, zoo_config, run.forget_split)
     forget, retain = load_unlearning_data(run, zoo_config or _world_config(model_dir))
+    holdout = load_holdout(run, zoo_config or _world_config(model_dir)) if config.early_stop_steps else None
     before = _measure(run, config, model, tokenizer, forget)
     config.output_dir = str(work)  # checkpoints (if any) live beside the final directory until it is complete
     try:
         trainer = UnlearningTrainer(model, config, forget, retain, processing_class=tokenizer,
-                                    peft_config=lora_config(run) if run.lora else None)
+                                    peft_config=lora_config(run) if run.lora else None, holdout_dataset=holdout)
         quiet_console(trainer)  # a progress bar, not {'loss': ...} / {'train_runtime': ...} dicts
         result = trainer.train(resume_from_checkpoint=resume)
     except BaseException:
@@ -163,6 +180,9 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     record = run_record(run, config, trainer, forget, retain, model_dir, time.time() - start, result.training_loss)
     record["forget_check"] = _report_objective(before, after, config.method)
     record["log_history"] = trainer.state.log_history
+    if trainer.membership_stop is not None:
+        record["early_stop"] = trainer.membership_stop.summary()
+        _report_stop(record["early_stop"], config)
     save_run_dir(out, trainer, tokenizer, record, run.overwrite)
     if not is_main_process():
         return out  # the main process removes the work folder and pushes; out is complete here already
@@ -258,6 +278,23 @@ def _report_objective(before: dict | None, after: dict | None, method: str) -> d
         logger.warning("Unlearning changed nothing measurable on the forget set (%s); raise --learning_rate or "
                        "--num_train_epochs, or try --preset demo.", line)
     return {"before": before, "after": after}
+
+
+def _report_stop(summary: dict[str, Any], config: UnlearningConfig) -> None:
+    """One line: where and why early stopping ended the run (or that it never triggered)."""
+    if not is_main_process():
+        return
+    stopped, last = summary["stopped"], summary["checks"][-1]
+    if stopped:
+        why = ("membership AUC reached {:.3f} (<= {:.2f})".format(stopped["membership_auc"], 0.5 + config.early_stop_tolerance)
+               if stopped["reason"] == "membership" else
+               "retain answer probability fell to {:.3f} (floor {:.2f} x {:.3f})".format(
+                   stopped["retain_prob"], config.early_stop_utility_floor, stopped["retain_prob_start"]))
+        print(f"hfcl unlearn: early stop at step {stopped['step']}: {why}", flush=True)
+    else:
+        print(f"hfcl unlearn: early stop never triggered; membership AUC {last['membership_auc']:.3f} at step "
+              f"{last['step']} (target <= {0.5 + config.early_stop_tolerance:.2f}): train longer or raise the "
+              "learning rate", flush=True)
 
 
 def save_run_dir(out: Path, trainer, tokenizer, record: dict[str, Any], overwrite: bool, card: bool = True) -> None:

@@ -19,6 +19,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from ..errors import ConfigError, TrainingError
+from ..utils.distributed import engine, require_engine
 from ..utils.logging import get_logger
 from . import losses as L
 from .config import UnlearningConfig
@@ -71,11 +72,13 @@ class UnlearningTrainer(Trainer):
         processing_class: the tokenizer (loaded with the model when ``model`` is a name).
         ref_model: an explicit frozen reference model (default: derived from ``model``, see ``args.reference``).
         peft_config: a PEFT config; the model is wrapped with it (the reference is then free).
+        holdout_dataset: rows of the same kind the model never saw, for ``args.early_stop_steps`` (see
+            :class:`~hfcl.unlearn.stopping.MembershipStop`); ``self.membership_stop`` records the checks.
     """
 
     def __init__(self, model, args: UnlearningConfig | None = None, forget_dataset=None, retain_dataset=None,
                  processing_class=None, ref_model=None, peft_config=None, callbacks=None,
-                 optimizers=(None, None), **kwargs: Any):
+                 optimizers=(None, None), holdout_dataset=None, **kwargs: Any):
         args = args if args is not None else UnlearningConfig(output_dir="unlearn_output")
         if not isinstance(args, UnlearningConfig):
             raise ConfigError(f"args must be an UnlearningConfig, got {type(args).__name__}.")
@@ -92,6 +95,9 @@ class UnlearningTrainer(Trainer):
         self.method = get_method(args.method)
         retain_kind = args.retain_kind
         forget_rows, retain_rows = validate_unlearning_data(forget_dataset, retain_dataset, retain_kind != "none")
+        if args.early_stop_steps and holdout_dataset is None:
+            raise ConfigError("early_stop_steps needs holdout rows (the same kind of data, never trained on): pass "
+                              "holdout_dataset=... (CLI: the embedded holdout split, or --holdout_file).")
         if peft_config is not None:
             from peft import get_peft_model
             from transformers import set_seed
@@ -128,9 +134,22 @@ class UnlearningTrainer(Trainer):
                 "batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps})
         super().__init__(model=model, args=args, train_dataset=dataset, data_collator=PairedCollator(processing_class),
                          processing_class=processing_class, callbacks=callbacks, optimizers=optimizers, **kwargs)
+        self._check_engine(mode, ref_model)
         self.loss_is_scaled_for_ga = True
         self.add_callback(_PairingEpoch(dataset))
         self.add_callback(_LossLog(self))
+        self.membership_stop = None
+        if args.early_stop_steps:
+            from .stopping import MembershipStop
+
+            holdout_rows = [dict(r) for r in holdout_dataset]
+            if not holdout_rows:
+                raise ConfigError("holdout_dataset is empty; early stopping needs rows the model never saw.")
+            self.membership_stop = MembershipStop(
+                processing_class, forget_rows, holdout_rows, retain_rows, every=args.early_stop_steps,
+                tolerance=args.early_stop_tolerance, utility_floor=args.early_stop_utility_floor,
+                batch_size=args.per_device_eval_batch_size, max_length=args.max_length)
+            self.add_callback(self.membership_stop)
         self.reference_mode = mode
         self.reference = Reference.build(mode, self.model, self.accelerator.unwrap_model, ref_model)
         if mode == "model":
@@ -147,6 +166,21 @@ class UnlearningTrainer(Trainer):
         self._metric_steps = 0
         logger.info("Unlearning with %s (retain: %s, reference: %s) on %d forget / %d retain examples.",
                     self.method.name, retain_kind, mode, len(forget_tok), len(retain_tok))
+
+    def _check_engine(self, mode: str, ref_model) -> None:
+        """Refuse, before any training, the options the launch's engine cannot run (see ``require_engine``)."""
+        uses = {}
+        if self.args.salun_sparsity:
+            uses["salun_sparsity"] = (("zero0", "zero1", "zero2", "zero3", "fsdp"), (
+                "SalUn masks edit gradients through hooks on the model's weights and restore the frozen entries after "
+                "each optimizer step; DeepSpeed keeps its own master weights and gradient partitions, and FSDP "
+                "replaces the weights by shards, so the mask would silently not hold (SalUn supports one process and "
+                "DDP)"))
+        if mode == "model" and ref_model is None:
+            uses["reference=model"] = (("zero3",), (
+                "the reference is a copy of the trained model, and a ZeRO-3 model cannot be copied (TRL#827); pass "
+                "ref_model=... or use the cached reference (--reference cached)"))
+        require_engine(engine(self.accelerator), uses)
 
     # ---- loss ----------------------------------------------------------------------------------------------------
 

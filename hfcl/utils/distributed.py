@@ -132,5 +132,49 @@ def check_launch() -> None:
             "--num_processes N ...`; for one process drop --num_processes.")
 
 
-__all__ = ["all_ok", "barrier", "broadcast_object", "check_launch", "full_tensor", "has_accelerator", "initialized",
-           "is_dtensor", "is_main_process", "local_like", "rank", "use_cpu_backend", "world_size"]
+def engine(accelerator) -> str:
+    """The engine a run trains under, from its accelerator: ``"zero0"``..``"zero3"`` (DeepSpeed ZeRO stage),
+    ``"fsdp"``, ``"ddp"`` (several processes) or ``"single"``. Works before ``Trainer.train`` wraps the model (the
+    accelerator's plugins are set up when the Trainer is built)."""
+    state = getattr(accelerator, "state", None)
+    plugin = getattr(state, "deepspeed_plugin", None) or getattr(accelerator, "deepspeed_plugin", None)
+    if plugin is not None:
+        stage = getattr(plugin, "zero_stage", None)
+        return f"zero{int(stage) if stage is not None else 0}"
+    kind = str(getattr(getattr(accelerator, "distributed_type", None), "value", "")).upper()
+    if kind == "FSDP" or getattr(accelerator, "is_fsdp2", False):
+        return "fsdp"
+    return "ddp" if int(getattr(accelerator, "num_processes", 1) or 1) > 1 else "single"
+
+
+_ENGINE_NAMES = {"zero0": "DeepSpeed ZeRO-0", "zero1": "DeepSpeed ZeRO-1", "zero2": "DeepSpeed ZeRO-2",
+                 "zero3": "DeepSpeed ZeRO-3", "fsdp": "FSDP", "ddp": "DDP", "single": "one process"}
+
+
+def require_engine(engine_name: str, uses: dict[str, tuple[tuple[str, ...], str]]) -> None:
+    """Refuse, before training, the options in ``uses`` that cannot run under ``engine_name`` (see :func:`engine`).
+
+    ``uses`` maps each option that is ON to ``(engines it cannot run under, why)``; options that are off are simply
+    left out. A pure function of its arguments (testable without DeepSpeed or GPUs)."""
+    refused = {name: why for name, (bad, why) in uses.items() if engine_name in bad}
+    if not refused:
+        return
+    where = _ENGINE_NAMES.get(engine_name, engine_name)
+    lines = "; ".join(f"{name}: {why}" for name, why in refused.items())
+    alternatives = ("DeepSpeed ZeRO-2 (hfcl/configs/accelerate/zero2.yaml), FSDP2 (fsdp2.yaml) or DDP (ddp.yaml)"
+                    if engine_name == "zero3" else "DDP (hfcl/configs/accelerate/ddp.yaml) or one process")
+    raise ConfigError(f"{', '.join(refused)} cannot run under {where}: {lines}. Turn the option off or launch "
+                      f"with {alternatives}.")
+
+
+# Why an option that reads or edits weights outside a forward cannot run under ZeRO-3: there every weight is an
+# empty placeholder outside its module's forward (peft#2916) and a weight used inside the loss gets no gradient
+# (DeepSpeed#7464).
+ZERO3_READS_WEIGHTS = ("under ZeRO-3 a weight outside its module's forward is an empty placeholder, so a penalty "
+                       "that reads the weights in the loss sees no values and gives them no gradient "
+                       "(DeepSpeed#7464)")
+
+
+__all__ = ["ZERO3_READS_WEIGHTS", "all_ok", "barrier", "broadcast_object", "check_launch", "engine", "full_tensor",
+           "has_accelerator", "initialized", "is_dtensor", "is_main_process", "local_like", "rank", "require_engine",
+           "use_cpu_backend", "world_size"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...utils.distributed import engine, require_engine
 from .base import Strategy, Term, snapshot
 
 IGNORE_INDEX = -100
@@ -56,6 +57,10 @@ class LwF(Strategy):
 
     def setup(self, trainer):
         self.use_disabled_adapter = self.args.lwf_teacher == "base" and trainer.is_peft
+        if not self.use_disabled_adapter:  # the teacher runs on stored weights, read outside the model's forward
+            require_engine(engine(trainer.accelerator), {f"lwf_teacher={self.args.lwf_teacher}": (("zero3",), (
+                "the teacher is the model run with weights stored before the task, and under ZeRO-3 a weight "
+                "outside its module's forward is an empty placeholder (use LoRA with lwf_teacher=base)"))})
 
     def begin_task(self, trainer, task_index):
         if self.use_disabled_adapter:

@@ -21,7 +21,7 @@ import re
 
 import torch
 
-from ...utils.distributed import full_tensor, is_dtensor
+from ...utils.distributed import ZERO3_READS_WEIGHTS, engine, full_tensor, is_dtensor, require_engine
 from .base import Quadratic, Strategy, snapshot
 
 
@@ -45,7 +45,7 @@ def empirical_fisher(trainer, rows: list[dict], params: dict[str, torch.Tensor])
     for start in range(0, len(rows), bs):
         batch = trainer.collate(rows[start:start + bs])
         with torch.enable_grad():
-            grads = _batch_grads(model, model(**batch).loss, [params[n] for n in names])
+            grads = _batch_grads(model, batch, [params[n] for n in names])
         for n, g in zip(names, grads):
             if g is not None:
                 fisher[n] += g.detach().float().square()
@@ -59,17 +59,35 @@ def empirical_fisher(trainer, rows: list[dict], params: dict[str, torch.Tensor])
     return {n: f * scale for n, f in fisher.items()}
 
 
-def _batch_grads(model, loss: torch.Tensor, ps: list[torch.Tensor]) -> list[torch.Tensor | None]:
-    """``∂loss/∂p`` for ``ps``. FSDP2 parameters (DTensor shards) are not in the forward's graph (their gathered
-    copies are), so ``autograd.grad`` would return nothing: there the gradient is read from ``.grad`` after a
-    backward (FSDP averages it over processes; every process scores the same rows, so it is the exact gradient)."""
+def _batch_grads(model, batch: dict, ps: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """``∂loss/∂p`` of the batch NLL for ``ps``. FSDP2 parameters (DTensor shards) are not in the forward's graph
+    (their gathered copies are), so ``autograd.grad`` would return nothing: there the gradient is read from ``.grad``
+    after a backward (FSDP averages it over processes; every process scores the same rows, so it is the exact
+    gradient).
+
+    Under FSDP2 the gradients are cleared *before* the forward: during a forward the root module's parameters are
+    swapped for their unsharded copies (the root group is not resharded after forward), so ``model.zero_grad()``
+    between forward and backward reaches the copies, not the shards, and the backward would add this batch's
+    gradient to whatever the shards' ``.grad`` held (the last training step's), for the embedding, final norm and
+    head. ``ps`` themselves are cleared too, whatever ``model.parameters()`` yields at that moment."""
     if not any(is_dtensor(p) for p in ps):
-        return list(torch.autograd.grad(loss, ps, allow_unused=True))
-    model.zero_grad(set_to_none=True)
-    loss.backward()
+        return list(torch.autograd.grad(model(**batch).loss, ps, allow_unused=True))
+    _clear_grads(model, ps)
+    model(**batch).loss.backward()
     grads = [p.grad for p in ps]
-    model.zero_grad(set_to_none=True)
+    _clear_grads(model, ps)
     return grads
+
+
+def refuse_zero3(trainer, option: str) -> None:
+    """A penalty on the weights (θ − θ*) cannot be computed under DeepSpeed ZeRO-3: refuse it before training."""
+    require_engine(engine(trainer.accelerator), {option: (("zero3",), ZERO3_READS_WEIGHTS)})
+
+
+def _clear_grads(model, ps: list[torch.Tensor]) -> None:
+    model.zero_grad(set_to_none=True)
+    for p in ps:
+        p.grad = None
 
 
 class EWC(Strategy):
@@ -82,6 +100,9 @@ class EWC(Strategy):
         super().__init__(args)
         self.anchors: list[dict[str, torch.Tensor]] = []
         self.fishers: list[dict[str, torch.Tensor]] = []
+
+    def setup(self, trainer):
+        refuse_zero3(trainer, f"strategy {self.name}")
 
     def end_task(self, trainer, task_index):
         params = anchored(trainer.trainable_params(), self.args.l2_params_regex)
@@ -138,6 +159,9 @@ class L2(Strategy):
     def __init__(self, args) -> None:
         super().__init__(args)
         self.anchor: dict[str, torch.Tensor] = {}
+
+    def setup(self, trainer):
+        refuse_zero3(trainer, f"strategy {self.name}")
 
     def begin_task(self, trainer, task_index):
         self.anchor = snapshot(anchored(trainer.trainable_params(), self.args.l2_params_regex))
