@@ -76,13 +76,13 @@ def test_relearning_restores_an_ascent_unlearned_model_not_the_retain_model(tiny
     trainer.train()
     config = EvalConfig(attacks="relearn,quantize")
     rows = list(tiny_zoo.splits["forget"])
-    ascent, ascent_rows, _ = run_attacks(trainer.model, tok, rows, config)
+    ascent, _, ascent_record = run_attacks(trainer.model, tok, rows, config)
     retain, _, _ = run_attacks(tiny_zoo.load("retain")[0], tok, rows, config)
     print({k: round(v, 3) for k, v in ascent.items()}, {k: round(v, 3) for k, v in retain.items()})
-    assert ascent_rows["attacks"]["before"]["prob"] < 0.5  # it did unlearn (target: 0.97)
+    assert ascent_record["before"]["prob"] < 0.5  # it did unlearn (target: 0.97)
     # measured: +0.26 answer probability on the 80% of forget rows the attack never saw, vs -0.01 for the control
     assert ascent["robustness_relearn_gain_prob"] > retain["robustness_relearn_gain_prob"] + 0.1
-    assert ascent["robustness_relearn_forget_prob"] > ascent_rows["attacks"]["before"]["prob"]
+    assert ascent["robustness_relearn_forget_prob"] > ascent_record["before"]["prob"]
     assert set(ascent) >= {"robustness_quant8_gain_prob", "robustness_quant4_forget_rouge"}
 
 
@@ -93,11 +93,12 @@ def test_cli_attacks_write_robustness_aggregates(tiny_zoo, tmp_path):
     world.write_text(yaml.safe_dump(tiny_zoo.config.to_dict()))
     out = tmp_path / "retain"
     assert main(["--model", "retain", "--output_dir", str(out), "--world_config", str(world), "--retain_eval_size",
-                 "16", "--attacks", "relearn,quantize", "--quantize_bits", "4", "--relearn_steps", "3"]) == 0
+                 "16", "--attacks", "relearn,quantize", "--quantize_bits", "4", "--relearn_steps", "3",
+                 "--retain_logs", "auto"]) == 0
     report = json.loads((out / "eval_report.json").read_text())
     aggregates = report["aggregates"]
     assert {"robustness_relearn_gain_prob", "robustness_quant4_forget_rouge"} <= set(aggregates)
     assert "robustness_quant8_forget_prob" not in aggregates
     assert report["definitions"]["robustness_relearn_gain_prob"]["direction"] == "lower"
     assert any(n.startswith("attacks (relearn, quantize)") for n in report["notes"])
-    assert report["per_example"]["attacks"]["shown_rows"] > 0
+    assert report["runtime"]["attacks"]["shown_rows"] > 0 and report["aggregates"]["privleak"] is not None
