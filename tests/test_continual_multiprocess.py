@@ -80,15 +80,18 @@ CLI_OPTIONS = ["continual", "--zoo", "tiny", "--strategy", "replay,ewc", "--n_ta
 
 @pytest.mark.slow
 def test_cli_replay_ewc_two_processes_equal_one(tiny_zoo, tmp_path):
-    """`hfcl continual --strategy replay,ewc` under `accelerate launch --num_processes 2` writes one complete run
-    folder whose final weights equal the 1-process run's (2x2 vs 1x4; SGD, so only float summation order differs)."""
+    """`hfcl continual --strategy replay,ewc` under `accelerate launch --config_file hfcl/configs/accelerate/ddp.yaml
+    --num_processes 2` (the shipped config) writes one complete run folder whose final weights equal the 1-process
+    run's (2x2 vs 1x4; SGD, so only float summation order differs)."""
     from safetensors.torch import load_file
 
+    import hfcl
+
     accelerate = Path(sys.executable).with_name("accelerate")
+    ddp_yaml = Path(hfcl.__file__).parent / "configs" / "accelerate" / "ddp.yaml"  # the shipped config, as documented
     runs = {"one": ([sys.executable], 4),
-            "two": ([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                     "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())],
-                    2)}
+            "two": ([str(accelerate), "launch", "--config_file", str(ddp_yaml), "--num_processes", "2",
+                     "--main_process_port", str(_free_port())], 2)}
     for name, (launcher, per_device) in runs.items():
         _run([*launcher, "-m", "hfcl.cli", *CLI_OPTIONS, "--per_device_train_batch_size", str(per_device),
               "--output_dir", str(tmp_path / name)], tmp_path)
