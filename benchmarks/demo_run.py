@@ -4,7 +4,7 @@
 
 Runs every chapter of the demo (compare, unlearn, negate, transfer, evaluate, card) into a temporary folder and
 records the mean ROUGE-L recall of greedy answers on the forget10 forget and retain splits of the demo's
-NPO+GradDiff LoRA (next to ``target``'s), plus the whole run's wall time. Builds the zoo first if it is missing
+unlearned model (NPO+GradDiff, tuned preset; next to ``target``'s), plus the whole run's wall time. Builds the zoo first if it is missing
 (that time is not counted).
 """
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                f"{seconds:.0f} s", timed=True, order=20, seconds=round(seconds, 2))
     if "unlearned" in rouge:  # target and retain: the zoo_build rows
         values = rouge["unlearned"]
-        record.add("mean ROUGE-L recall, forget10 forget / retain split: after the demo's NPO+GradDiff LoRA",
+        record.add("mean ROUGE-L recall, forget10 forget / retain split: after the demo's NPO+GradDiff (tuned preset)",
                    f"{values['forget']:.3f} / {values['retain']:.3f} (target: {rouge['target']['forget']:.3f} / "
                    f"{rouge['target']['retain']:.3f})", order=14, **rouge)
     record.write(args.json)

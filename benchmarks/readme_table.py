@@ -4,6 +4,9 @@
     python benchmarks/readme_table.py --write    # rewrite README.md between the perf-table markers
     python benchmarks/readme_table.py --check    # exit 1 if README.md is not what the results give
 
+It also fills the README's ``leaderboard`` section (from ``results/leaderboard/``, written by ``hfcl leaderboard``)
+and its ``preset-table`` section (from the method registry).
+
 Every ``benchmarks/results/*.json`` that follows the schema below becomes rows of the table, whichever script wrote
 it (``bench_json.BenchRecord`` writes it; any script may, e.g. a continual-learning benchmark). Files with another
 ``schema`` are skipped with a note on stderr.
@@ -139,6 +142,48 @@ def replace_section(text: str, table: str) -> str:
     return text[:start + len(START)] + "\n" + table + text[end:]
 
 
+LEADERBOARD = RESULTS_DIR / "leaderboard" / "leaderboard.md"
+EXTRA_SECTIONS = {  # marker name -> what fills it
+    "leaderboard": lambda: render_leaderboard(LEADERBOARD),
+    "preset-table": lambda: render_presets(),
+}
+
+
+def render_leaderboard(path: Path) -> str:
+    """The table of the committed `hfcl leaderboard` run (benchmarks/results/leaderboard/), with its provenance."""
+    board = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    meta = board["meta"]
+    return (path.read_text(encoding="utf-8") + "\n" +
+            f"Seeds {','.join(map(str, meta['seeds']))}, {meta['zoo']} world, {meta['forget_split']}; "
+            f"{meta['wall_seconds'] / 60:.1f} min on {meta['cpus']} CPUs (hfcl {meta['hfcl_version']}); "
+            "`hfcl leaderboard --output_dir benchmarks/results/leaderboard --overwrite true` regenerates it, then "
+            "`python benchmarks/readme_table.py --write`.\n")
+
+
+def render_presets() -> str:
+    """The tuned presets per method, read from the registry (hfcl.unlearn.methods)."""
+    sys.path.insert(0, str(ROOT))
+    from hfcl.unlearn.methods import _TUNED_SCHEDULE, METHODS
+
+    lines = ["| method | `--preset tuned` (on top of the shared schedule) |", "|---|---|"]
+    for method in METHODS.values():
+        tuned = method.presets.get("tuned")
+        if tuned:
+            own = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in tuned.items()
+                            if _TUNED_SCHEDULE.get(k, object()) != v)
+            lines.append(f"| {method.name} | {own} |")
+    shared = ", ".join(f"{k} {v}" for k, v in _TUNED_SCHEDULE.items() if k != "logging_steps")
+    return "\n".join(lines) + f"\n\nShared schedule: all weights, {shared} (the epochs are a cap).\n"
+
+
+def replace_marked(text: str, name: str, body: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        raise SchemaError(f"README has no {start} ... {end} markers.")
+    return text[:i + len(start)] + "\n" + body + text[j:]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(RESULTS_DIR), help="Folder of the benchmark JSON files.")
@@ -154,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     readme = Path(args.readme)
     old = readme.read_text(encoding="utf-8")
     new = replace_section(old, table)
+    for name, render in EXTRA_SECTIONS.items():
+        if f"<!-- {name}:start -->" in new:
+            new = replace_marked(new, name, render())
     if args.check:
         if new != old:
             print(f"{readme}: the performance table is out of date; run python benchmarks/readme_table.py --write",

@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract-lora": ("hfcl.compose.cli:extract_main",
                      "Extract a PEFT LoRA from a full fine-tune by truncated SVD of the weight delta."),
     "negate": ("hfcl.compose.negation_cli:main", "Unlearn by negation: subtract a LoRA trained on the forget set."),
+    "leaderboard": ("hfcl.unlearn.leaderboard_cli:main",
+                    "Run every unlearning method with its preset over seeds, evaluate and attack each, write the table."),
     "continual": ("hfcl.continual.cli:main",
                   "Learn a stream of tasks one after another (replay, EWC, L2, LwF, O-LoRA, EMA) and write R."),
 }

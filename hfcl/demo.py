@@ -3,7 +3,8 @@
 1. build (or load) the fictitious world and the embedded models: ``target`` knows every author, ``retain`` never saw
    the forget authors;
 2. show what each answers on a few forget and retain questions, with ROUGE-L recall against the truth;
-3. ``unlearn``: NPO + GradDiff on a LoRA adapter of ``target`` (the reference is the adapter switched off);
+3. ``unlearn``: NPO + GradDiff on all weights of ``target`` (its tuned preset), stopped when a membership attack can
+   no longer tell the forget rows from holdout rows (no retain model needed);
 4. ``negate``: unlearning by negation, ``W_target - lambda * dW`` of a LoRA trained on the forget set, exact;
 5. ``transfer``: an adapter trained on ``base`` moved to the updated ``base-v2``, with the share of its gain kept;
 6. ``continual``: naive vs replay + EWC on a stream of new authors learned from ``base``, then the same stream with
@@ -156,7 +157,7 @@ def _run_chapters(args: DemoArguments, cfg: ZooConfig, splits, results: dict[str
     if "unlearn" in steps:
         from .unlearn import demo_unlearn
 
-        console.print(Rule("[bold]Forget on request: NPO + GradDiff on a LoRA adapter"))
+        console.print(Rule("[bold]Forget on request: NPO + GradDiff, stopped when the forget set looks unseen"))
         model, tokenizer = load_model("target", cfg, args.forget_split)
         with console.status("[bold]Unlearning the forget authors..."):
             start = time.perf_counter()

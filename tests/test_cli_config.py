@@ -84,7 +84,7 @@ def test_demo_on_reduced_config(tiny_zoo, capsys, tmp_path):
     assert reports["unlearned"].aggregates["forget_quality"] > reports["target"].aggregates["forget_quality"]
     card = (tmp_path / "demo" / "unlearned" / "README.md").read_text()
     assert "model-index" in card and "forget_quality" in card
-    assert (tmp_path / "demo" / "unlearned" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "demo" / "unlearned" / "model.safetensors").is_file()
 
 
 def test_demo_cli_and_bad_steps(tiny_zoo, capsys, tmp_path):

@@ -152,5 +152,5 @@ def test_hfcl_demo_push_flag_shares_the_unlearned_run(hub, tiny_zoo, tmp_path, c
     assert "Pushed to the Hub" in capsys.readouterr().out
     assert len(hub.commits(repo)) >= 1 and len(hub.commits(f"{repo}-data", repo_type="dataset")) >= 1
     card = ModelCard.load(repo)
-    assert card.data.library_name == "peft" and card.data.datasets == [f"{repo}-data"]
+    assert card.data.library_name == "transformers" and card.data.datasets == [f"{repo}-data"]
     assert numbers(card)["forget_quality"] == pytest.approx(results["reports"]["unlearned"].aggregates["forget_quality"])

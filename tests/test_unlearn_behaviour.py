@@ -22,7 +22,7 @@ def rouge_l_recall(model, tokenizer, rows) -> float:
     return sum(SCORER.score(ref, pred)["rougeL"].recall for ref, pred in zip(rows["answer"], preds)) / len(preds)
 
 
-def test_npo_graddiff_lora_forgets_and_keeps_retain(tiny_zoo, tmp_path):
+def test_demo_recipe_npo_graddiff_tuned_forgets_and_keeps_retain(tiny_zoo, tmp_path):
     model, tokenizer = tiny_zoo.load("target")
     forget, retain = tiny_zoo.splits["forget"], tiny_zoo.splits["retain"].select(range(40))
     forget_before, retain_before = rouge_l_recall(model, tokenizer, forget), rouge_l_recall(model, tokenizer, retain)
@@ -35,8 +35,9 @@ def test_npo_graddiff_lora_forgets_and_keeps_retain(tiny_zoo, tmp_path):
     assert retain_after >= 0.8 * retain_before
     run = json.loads((tmp_path / "npo" / "hfcl_run.json").read_text())
     assert run["method"] == "NPO" and run["config"]["retain_loss"] == "nll" and run["config"]["reference"] == "cached"
-    assert (tmp_path / "npo" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "npo" / "model.safetensors").is_file()  # the tuned recipe trains all weights
     assert (tmp_path / "npo" / "reference_logps.safetensors").is_file()
+    assert run["early_stop"]["stopped"]["reason"] == "membership"  # ended by the rule, not by the epoch cap
 
 
 def test_cli_writes_loadable_adapter_run_dir(tiny_zoo, tmp_path):

@@ -109,7 +109,7 @@ def load_unlearning_data(run: UnlearnRunArgs, world_config=None):
     return forget, retain
 
 
-def load_holdout(run: UnlearnRunArgs, world_config=None):
+def load_holdout(run: UnlearnRunArgs, world_config=None, config: UnlearningConfig | None = None):
     """Holdout rows for early stopping: ``--holdout_file``, else the embedded (or Hub) split's holdout set; a user
     forget file without a holdout file is an error (the embedded authors are not its kind of data)."""
     from ..data import load_tofu
@@ -117,8 +117,10 @@ def load_holdout(run: UnlearnRunArgs, world_config=None):
     if run.holdout_file:
         return _load_file(run.holdout_file)
     if run.forget_file:
-        raise ConfigError("--early_stop_steps with --forget_file needs --holdout_file: rows of the same kind as the "
-                          "forget set that the model never saw.")
+        why = " (the preset sets it)" if "early_stop_steps" in getattr(config, "preset_values", {}) else ""
+        raise ConfigError(f"--early_stop_steps {config.early_stop_steps}{why} with --forget_file needs --holdout_file: "
+                          "rows of the same kind as the forget set that the model never saw; or pass "
+                          "--early_stop_steps 0 and a fixed --num_train_epochs.")
     return load_tofu(run.forget_split, source=run.data_source, world_config=world_config)["holdout"]
 
 
@@ -144,6 +146,9 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     from .trainer import UnlearningTrainer, quiet_console
 
     config = _run_recipe(run, config, model)
+    run = _recipe_adapter(run, config)
+    if run.forget_file and config.early_stop_steps and not run.holdout_file:
+        load_holdout(run, None, config)  # the error, before any model is loaded
     if zoo_config is None and model is None and run.zoo != "default":
         zoo_config = zoo_recipe(run.zoo)
     elif run.zoo not in ("default", "tiny"):
@@ -163,7 +168,7 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     if model is None:
         model, tokenizer = load_model(run.model, zoo_config, run.forget_split)
     forget, retain = load_unlearning_data(run, zoo_config or _world_config(model_dir))
-    holdout = load_holdout(run, zoo_config or _world_config(model_dir)) if config.early_stop_steps else None
+    holdout = load_holdout(run, zoo_config or _world_config(model_dir), config) if config.early_stop_steps else None
     before = _measure(run, config, model, tokenizer, forget)
     config.output_dir = str(work)  # checkpoints (if any) live beside the final directory until it is complete
     try:
@@ -223,6 +228,24 @@ def _run_recipe(run: UnlearnRunArgs, config: UnlearningConfig, model) -> Unlearn
                        ", ".join(f"{k}={v}" for k, v in config.preset_values.items()), default_lr,
                        UnlearningConfig.num_train_epochs)
     return config
+
+
+def _recipe_adapter(run: UnlearnRunArgs, config: UnlearningConfig) -> UnlearnRunArgs:
+    """``run`` with ``lora=False`` when the preset was searched for all weights and ``--lora`` was not given."""
+    from ..config import copy_given_fields, given_fields, has_given_fields
+    from .methods import FULL_WEIGHT_PRESETS
+
+    if config.preset not in FULL_WEIGHT_PRESETS or not run.lora:
+        return run
+    if has_given_fields(run) and "lora" in given_fields(run):
+        logger.warning("--preset %s was searched for training all weights; with --lora true its learning rate may "
+                       "leave the adapter short of forgetting.", config.preset)
+        return run
+    logger.info("--preset %s trains all weights (its recipe was searched that way): --lora false. Pass --lora true "
+                "to train an adapter instead.", config.preset)
+    new = dataclasses.replace(run, lora=False)
+    copy_given_fields(run, new)
+    return new
 
 
 def resume_point(value: str | None, work: Path) -> str | None:
@@ -376,15 +399,17 @@ def _rows(dataset) -> list:
     return dataset.to_list() if hasattr(dataset, "to_list") else list(dataset)
 
 
-# The defaults `hfcl demo` uses: NPO's demo preset (NPO β=1 + GradDiff α=2 with LoRA, lr 2e-3, 12 epochs) and quiet.
-DEMO_SETTINGS: dict[str, Any] = {"method": "NPO", "retain_loss": "nll", "preset": "demo", "report_to": "none",
+# The defaults `hfcl demo` uses: NPO's tuned preset (NPO + GradDiff on all weights, stopped by the membership rule
+# against the holdout split; the best recipe of benchmarks/preset_search.py) and quiet.
+DEMO_SETTINGS: dict[str, Any] = {"method": "NPO", "retain_loss": "nll", "preset": "tuned", "report_to": "none",
                                  "disable_tqdm": True, "save_strategy": "no", "seed": 1}
 
 
 def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, **overrides: Any):
-    """Unlearn ``splits["forget"]`` (keeping ``splits["retain"]``) with NPO+GradDiff on a LoRA adapter.
+    """Unlearn ``splits["forget"]`` (keeping ``splits["retain"]``) with NPO+GradDiff's tuned recipe: all weights,
+    stopped when forget rows look like ``splits["holdout"]`` to a membership attack.
 
-    Writes the adapter run directory to ``output_dir`` and returns the unlearned model (in eval mode).
+    Writes the run directory to ``output_dir`` and returns the unlearned model (in eval mode).
     """
     from .trainer import UnlearningTrainer, quiet_console
 
@@ -395,12 +420,17 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
                               **{**DEMO_SETTINGS, **overrides})
     run = UnlearnRunArgs(model=str(getattr(model, "name_or_path", "target")), overwrite=overwrite)
     start = time.time()
+    run = _recipe_adapter(run, config)
+    holdout = splits["holdout"] if config.early_stop_steps else None
     trainer = UnlearningTrainer(model, config, splits["forget"], splits["retain"], processing_class=tokenizer,
-                                peft_config=lora_config(run))
+                                peft_config=lora_config(run) if run.lora else None, holdout_dataset=holdout)
     quiet_console(trainer)
     result = trainer.train()
-    save_run_dir(out, trainer, tokenizer, run_record(run, config, trainer, splits["forget"], splits["retain"],
-                                                     run.model, time.time() - start, result.training_loss), overwrite)
+    record = run_record(run, config, trainer, splits["forget"], splits["retain"], run.model, time.time() - start,
+                        result.training_loss)
+    if trainer.membership_stop is not None:
+        record["early_stop"] = trainer.membership_stop.summary()
+    save_run_dir(out, trainer, tokenizer, record, overwrite)
     if is_main_process():
         shutil.rmtree(config.output_dir, ignore_errors=True)
     trainer.model.eval()
