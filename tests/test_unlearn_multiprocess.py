@@ -123,3 +123,22 @@ def test_cli_two_processes_write_one_complete_run_equal_to_one_process(tiny_zoo,
     print(f"max |adapter difference| 1x8 vs 2x4: {diff:.3g}")
     assert diff <= CLI_TOLERANCE, f"max |adapter difference| {diff:.3g} between 1x8 and 2x4"
     assert max(float(v.abs().max()) for k, v in a.items() if "lora_B" in k) > 1e-3  # it trained (B starts at 0)
+
+
+@pytest.mark.slow
+def test_cli_two_processes_on_an_empty_cache_build_the_zoo_once_and_finish(tmp_path):
+    """The first `accelerate launch` of a new user: no zoo built yet. One rank builds (in a fresh process outside
+    the launch: a Trainer inside the launch would join the run's process group while the other rank waits for the
+    build, and both hung), the other waits for it, and the run completes."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HFCL_CACHE": str(tmp_path / "empty-cache")}
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           "-m", "hfcl.cli", "unlearn", "--zoo", "tiny", "--preset", "demo", "--num_train_epochs", "1",
+           "--report_to", "none", "--disable_tqdm", "true", "--output_dir", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "run" / "adapter_model.safetensors").is_file() and (tmp_path / "run" / "hfcl_run.json").is_file()
+    built = [p.name for p in (tmp_path / "empty-cache" / "zoo").iterdir() if not p.name.endswith(".lock")]
+    assert sorted(n.split("-")[0] for n in built) == ["base", "target", "tokenizer"]  # each built once

@@ -19,7 +19,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ..data.tofu import check_forget_split
-from ..errors import ConfigError, ModelNotAvailableError
+from ..errors import CacheError, ConfigError, ModelNotAvailableError
 from ..utils.io import make_temp_dir, stable_hash
 from ..utils.logging import get_logger, silence_known_noise
 from ..utils.provenance import provenance
@@ -110,10 +110,48 @@ def model_path(stage: str, config: ZooConfig | None = None, forget_split: str = 
             return folder
         if folder.exists():
             cache.discard(folder, "incomplete or corrupt")
-        _build(stage, cfg, forget_split, folder)
+        if _launched_world_size() > 1:
+            _build_outside_launch(stage, cfg, forget_split, folder)
+        else:
+            _build(stage, cfg, forget_split, folder)
     finally:
         lock.release()
     return folder
+
+
+def _launched_world_size() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def _is_launch_variable(name: str) -> bool:
+    return name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                    "ROLE_WORLD_SIZE", "GROUP_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") or \
+        name.startswith(("ACCELERATE_", "TORCHELASTIC_"))
+
+
+def _build_outside_launch(stage: str, cfg: ZooConfig, forget_split: str, folder: Path) -> None:
+    """Build in a fresh process without the launcher's variables: under ``accelerate launch`` the Trainer that
+    trains a zoo stage would otherwise join the run's process group and wait forever for ranks that are waiting
+    for this build (the first multi-process run on an empty cache hung before this)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(target=_build_clean, args=(stage, cfg, forget_split, str(folder)))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise CacheError(f"Building zoo stage {stage_name(stage, forget_split)} failed (exit code {child.exitcode}); "
+                         "see the messages above.")
+
+
+def _build_clean(stage: str, cfg: ZooConfig, forget_split: str, folder: str) -> None:
+    for name in [n for n in os.environ if _is_launch_variable(n)]:
+        del os.environ[name]
+    silence_known_noise()
+    _build(stage, cfg, forget_split, Path(folder))
 
 
 #: Seconds to wait for the build lock before saying that another process holds it.
