@@ -18,7 +18,7 @@ from hfcl.unlearn import UnlearningConfig, UnlearningTrainer
     ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps=0"),
     ({"max_steps": 0}, "max_steps=0"),
     ({"lerning_rate": 1e-3}, "did you mean 'learning_rate'"),
-    ({"method": "NPO", "preset": "fast"}, "NPO has the presets demo, tuned, none"),
+    ({"method": "NPO", "preset": "fast"}, "NPO has the presets demo, tuned, rwku, none"),
 ])
 def test_config_errors(tmp_path, kw, match):
     with pytest.raises(ConfigError, match=match):

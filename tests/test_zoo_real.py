@@ -173,3 +173,17 @@ def test_lora_npo_steps_change_the_adapter(smol, tmp_path):
     after = dict(trainer.model.named_parameters())
     assert max((after[n].detach() - before[n]).abs().max().item() for n in before) > 0
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in trainer.state.log_history if "loss" in h)
+
+
+@needs_wheel
+@pytest.mark.slow
+def test_rwku_probes_are_what_the_real_model_knows(smol):
+    """`hfcl eval --suite rwku` on the model the record was made with: every kept probe is answered (ROUGE-L 1)."""
+    from hfcl.eval import evaluate_model
+
+    _, model, tokenizer, _ = smol
+    report = evaluate_model((model, tokenizer), suite="rwku", reference_log=None, distributed=False,
+                            max_new_tokens=32)
+    a = report.aggregates
+    assert a["forget_rouge"] == 1.0 and a["neighbor_rouge"] == 1.0 and a["utility_rouge"] == 1.0, a
+    assert 0 < a["forget_prob"] < 1 and len(report.per_example["forget"]["generation"]) >= 5

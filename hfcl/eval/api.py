@@ -42,6 +42,10 @@ def load_suite_data(config: EvalConfig, world_config=None) -> DatasetDict:
     world, _ = split_world_config(world_config)
     if config.suite == "muse":
         return load_muse(config.forget_split, source=config.data_source, world_config=world)
+    if config.suite == "rwku":
+        from ..data.rwku import load_rwku
+
+        return load_rwku(config.forget_target, source=config.data_source)
     return load_tofu(config.forget_split, source=config.data_source, world_config=world)
 
 

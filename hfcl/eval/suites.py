@@ -1,4 +1,4 @@
-"""The ``tofu`` and ``muse`` suites: register every sequence and prompt, run one scoring pass and one generation
+"""The ``tofu``, ``muse`` and ``rwku`` suites: register every sequence and prompt, run one scoring pass and one generation
 pass, compute the per-example columns, then every registered metric of the suite (:mod:`hfcl.eval.metrics.registry`)
 from them.
 """
@@ -20,14 +20,19 @@ from .metrics.registry import compute_metrics, metrics_for
 from .reference_log import MISSING_NOTE, ReferenceLog
 from .scoring import ScoringPlan, SequenceScore
 
-SUITES = ("tofu", "muse")
+SUITES = ("tofu", "muse", "rwku")
 
 
 @dataclass
 class EvalConfig:
     """How a suite runs. Every field is also a flag of ``hfcl eval``."""
 
-    suite: str = field(default="tofu", metadata={"help": "Benchmark suite: 'tofu' or 'muse'.", "choices": SUITES})
+    suite: str = field(default="tofu", metadata={
+        "help": "Benchmark suite: 'tofu', 'muse' or 'rwku' (real-world knowledge of a real model: forget, neighbour "
+                "and utility probes; see --forget_target).", "choices": SUITES})
+    forget_target: str = field(default="William Shakespeare", metadata={
+        "help": "rwku suite: the unlearned target whose probes are scored (an entity of the embedded real-knowledge "
+                "set, hfcl.data.rwku)."})
     forget_split: str = field(default="forget10", metadata={"help": "forget01, forget05 or forget10.",
                                                             "choices": ("forget01", "forget05", "forget10")})
     data_source: str = field(default="embedded", metadata={
@@ -118,7 +123,8 @@ def prepare_data(splits: DatasetDict, config: EvalConfig) -> DatasetDict:
     needed = {"tofu": {"forget": "perturbed_answer", "retain": "perturbed_answer", "holdout": "answer",
                        "real_authors": "perturbed_answer", "world_facts": "perturbed_answer"},
               "muse": {"forget": "text", "retain": "text", "holdout": "text", "knowmem_forget": "answer",
-                       "knowmem_retain": "answer"}}[config.suite]
+                       "knowmem_retain": "answer"},
+              "rwku": {"forget_probe": "answer", "neighbor": "answer", "utility": "answer"}}[config.suite]
     for split, column in needed.items():
         if split not in splits:
             raise DataError(f"The {config.suite} suite needs split {split!r}; got {sorted(splits)}.")
@@ -338,9 +344,35 @@ def run_muse(model, tokenizer, data: DatasetDict, config: EvalConfig, distribute
     return SuiteResult(aggregates, _clean(per_example), notes, stats)
 
 
+# --- RWKU ----------------------------------------------------------------------------------------------------------
+RWKU_SPLITS = {"forget": "forget_probe", "neighbor": "neighbor", "utility": "utility"}  # role -> data split
+
+
+def run_rwku(model, tokenizer, data: DatasetDict, config: EvalConfig, distributed: bool = True) -> SuiteResult:
+    """RWKU-style probes of real knowledge: greedy-answer ROUGE-L recall and answer probability on the target's
+    forget probes, its neighbours' probes and general-utility probes (one scoring and one generation pass)."""
+    plan = ScoringPlan(tokenizer, config.max_length)
+    ids = {role: ([plan.qa(q, a) for q, a in zip(data[split]["question"], data[split]["answer"])],
+                  [plan.question_prompt(q) for q in data[split]["question"]]) for role, split in RWKU_SPLITS.items()}
+    scores = plan.score(model, config.batch_size, config.max_batch_tokens, distributed=distributed)
+    generations = plan.generate(model, config.max_new_tokens, config.batch_size, distributed=distributed)
+    per_example: dict[str, dict[str, list]] = {}
+    for role, split in RWKU_SPLITS.items():
+        answer_ids, prompt_ids = ids[role]
+        gens = [generations[i] for i in prompt_ids]
+        per_example[role] = {
+            "question": list(data[split]["question"]), "generation": gens,
+            "prob": M.answer_probability(np.array([scores[i].avg_nll for i in answer_ids])).tolist(),
+            "rouge": M.rouge_l_recall(gens, data[split]["answer"]).tolist()}
+    aggregates = _suite_aggregates("rwku", metric_inputs(per_example))
+    notes = ["rwku: no membership attack (the embedded probes have no never-seen holdout of the same kind)."]
+    return SuiteResult(aggregates, _clean(per_example), notes, dict(plan.stats, sequences=len(plan.features),
+                                                                    prompts=len(plan.prompts)))
+
+
 def _clean(per_example: dict[str, dict[str, list]]) -> dict[str, dict[str, list]]:
     return {split: {k: (_nan_to_none(v) if v and isinstance(v[0], float) else list(v)) for k, v in values.items()}
             for split, values in per_example.items()}
 
 
-RUNNERS = {"tofu": run_tofu, "muse": run_muse}
+RUNNERS = {"tofu": run_tofu, "muse": run_muse, "rwku": run_rwku}

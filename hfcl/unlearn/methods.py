@@ -200,29 +200,43 @@ _TUNED_SCHEDULE = {"num_train_epochs": 40, "per_device_train_batch_size": 8, "lr
 FULL_WEIGHT_PRESETS = frozenset({"tuned"})
 
 
-def _demo(tuned: Mapping[str, Any] | None = None, **method_fields: Any) -> Mapping[str, Mapping[str, Any]]:
+# The rwku recipes (``--preset rwku``; ``--data_source rwku --preset demo`` picks them): a LoRA adapter on a real
+# model (SmolLM2-135M) forgetting one target's short corpus, measured by benchmarks/rwku_unlearn.py. The KL retain
+# term keeps the model's own answers elsewhere; an NLL retain term on the other targets' texts made it repeat them.
+_RWKU_SCHEDULE = {"per_device_train_batch_size": 2, "lr_scheduler_type": "constant", "max_length": 128,
+                  "logging_steps": 5}
+
+
+def _demo(tuned: Mapping[str, Any] | None = None, rwku: Mapping[str, Any] | None = None,
+          **method_fields: Any) -> Mapping[str, Mapping[str, Any]]:
     presets = {"demo": MappingProxyType({**_DEMO_SCHEDULE, **method_fields})}
     if tuned is not None:
         presets["tuned"] = MappingProxyType({**_TUNED_SCHEDULE, **tuned})
+    if rwku is not None:
+        presets["rwku"] = MappingProxyType({**_RWKU_SCHEDULE, **rwku})
     return presets
 
 
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method("GradAscent", _forget_grad_ascent, formula="L_f = −NLL(forget answers) = mean_t log π(y_t | y_<t, x)",
            card_fields=(), retain="none", description="Gradient ascent on the forget set (−NLL).",
-           presets=_demo(learning_rate=1e-3, num_train_epochs=4)),
+           presets=_demo(learning_rate=1e-3, num_train_epochs=4,
+                         rwku={"learning_rate": 5e-4, "num_train_epochs": 3})),
     Method("GradDiff", _forget_grad_ascent, formula="L_f = −NLL(forget answers) = mean_t log π(y_t | y_<t, x)",
            card_fields=(), description="Gradient ascent on the forget set (−NLL) + NLL on the retain set.",
            presets=_demo(alpha=2.0, learning_rate=1e-3,
-                         tuned={"alpha": 4.0, "learning_rate": 2e-4, "early_stop_tolerance": 0.05})),
+                         tuned={"alpha": 4.0, "learning_rate": 2e-4, "early_stop_tolerance": 0.05},
+                         rwku={"learning_rate": 3e-4, "num_train_epochs": 3, "retain_loss": "kl", "alpha": 1.0})),
     Method("NPO", _forget_npo, formula="L_f = −(2/β)·mean log σ(−β·(log π(y|x) − log π_ref(y|x)))",
            card_fields=("beta",), beta=0.1, reference=frozenset({REF_LOGPS}),
            description="Negative preference optimization against the pre-unlearning model.",
            presets=_demo(beta=1.0, alpha=2.0,
-                         tuned={"beta": 0.1, "alpha": 8.0, "learning_rate": 3e-4, "early_stop_tolerance": 0.05})),
+                         tuned={"beta": 0.1, "alpha": 8.0, "learning_rate": 3e-4, "early_stop_tolerance": 0.05},
+                         rwku={"learning_rate": 1e-3, "num_train_epochs": 3, "retain_loss": "kl", "alpha": 1.0})),
     Method("SimNPO", _forget_simnpo, formula="L_f = −(2/β)·mean log σ(β·(−log π(y|x)/|y| − δ))",
            card_fields=("beta", "delta"), beta=4.5, gamma=0.125, description="Reference-free, length-normalised NPO.",
-           presets=_demo(gamma=1.0, alpha=1.0)),  # γ=0.125, α=2 leaves the tiny target unchanged (0.982 -> 0.976)
+           presets=_demo(gamma=1.0, alpha=1.0,
+                         rwku={"learning_rate": 3e-3, "num_train_epochs": 5, "retain_loss": "kl", "alpha": 1.0})),  # γ=0.125, α=2 leaves the tiny target unchanged (0.982 -> 0.976)
     Method("IdkDPO", _forget_idk_dpo,
            formula="L_f = −(2/β)·mean log σ(β·[(log π(y_idk|x) − log π_ref(y_idk|x)) "
                    "− (log π(y|x) − log π_ref(y|x))])",
@@ -235,7 +249,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
                                        "c = rmu_steering_coeff, u a fixed random unit vector",
            card_fields=("rmu_layer", "rmu_steering_coeff", "trainable_params_regex"), retain="embed",
            description="Steer a layer's activations on forget data to c·u.",
-           presets=_demo(alpha=10.0)),
+           presets=_demo(alpha=10.0, rwku={"learning_rate": 3e-3, "num_train_epochs": 5})),
     Method("UNDIAL", _forget_undial,
            formula="L_f = mean over answer positions of CE(softmax(z_ref − β·onehot(y_t)), softmax(z_θ))",
            card_fields=("beta",), retain="none", beta=10.0, reference=frozenset({REF_LOGITS}),

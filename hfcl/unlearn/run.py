@@ -37,7 +37,11 @@ class UnlearnRunArgs:
     zoo: str = field(default="default", metadata={
         "help": "Embedded zoo recipe for zoo stage names and the embedded world: 'default' or 'tiny' (tests)."})
     data_source: str = field(default="embedded", metadata={
-        "help": "Where the forget/retain split comes from: 'embedded' (the fictitious world) or 'hub' (real TOFU)."})
+        "help": "Where the forget/retain split comes from: 'embedded' (the fictitious world), 'hub' (real TOFU) or "
+                "'rwku' (real-world knowledge: forget --forget_target from a real model such as smollm2-135m)."})
+    forget_target: str = field(default="William Shakespeare", metadata={
+        "help": "--data_source rwku: the entity to forget (one of hfcl.data.rwku.TARGETS); its description is the "
+                "forget set, the other targets' descriptions the retain set."})
     forget_file: str | None = field(default=None, metadata={
         "help": "Optional JSON/JSONL/CSV file of forget examples (question/answer, prompt/completion or messages); "
                 "replaces the split's forget set."})
@@ -102,6 +106,12 @@ def load_unlearning_data(run: UnlearnRunArgs, world_config=None):
 
     forget = _load_file(run.forget_file) if run.forget_file else None
     retain = _load_file(run.retain_file) if run.retain_file else None
+    if (forget is None or retain is None) and run.data_source == "rwku":
+        from ..data.rwku import load_rwku
+
+        splits = load_rwku(run.forget_target)
+        forget = splits["forget"] if forget is None else forget
+        retain = splits["retain"] if retain is None else retain
     if forget is None or retain is None:
         splits = load_tofu(run.forget_split, source=run.data_source, world_config=world_config)
         forget = splits["forget"] if forget is None else forget
@@ -227,6 +237,11 @@ def _run_recipe(run: UnlearnRunArgs, config: UnlearningConfig, model) -> Unlearn
                        "keep the plain defaults.", run.model, config.method,
                        ", ".join(f"{k}={v}" for k, v in config.preset_values.items()), default_lr,
                        UnlearningConfig.num_train_epochs)
+    if run.data_source == "rwku" and config.preset == "demo" and "rwku" in get_method(config.method).presets:
+        config = (rebuild(config, explicit, preset="rwku") if explicit is not None
+                  else dataclasses.replace(config, preset="rwku"))
+        logger.info("--data_source rwku: %s's demo recipe for a real model is its rwku preset (%s).", config.method,
+                    ", ".join(f"{k}={v}" for k, v in config.preset_values.items()))
     return config
 
 

@@ -58,9 +58,16 @@ def _register_all() -> None:
              "original on the embedded world: settings.truth_ratio_answer). 1 = true and false answers equally "
              "likely.", "higher", "forget", ("forget.truth_ratio",), _truth_ratio(truth_ratio_closer_to_1)))
     r(Metric("forget_prob", "Mean length-normalised probability exp(-mean NLL) of the forget-set answers (EOS "
-             "included).", "lower", "forget", ("forget.prob",), mean))
-    r(Metric("forget_rouge", "Mean ROUGE-L recall of greedy answers to forget-set questions vs the true answers.",
-             "lower", "forget", ("forget.rouge",), mean))
+             "included; rwku: of the target's forget-probe answers).", "lower", "forget", ("forget.prob",), mean,
+             ("tofu", "rwku")))
+    r(Metric("forget_rouge", "Mean ROUGE-L recall of greedy answers to forget-set questions vs the true answers "
+             "(rwku: the target's forget probes).", "lower", "forget", ("forget.rouge",), mean, ("tofu", "rwku")))
+    for role, what in (("neighbor", "probes about the target's neighbours (related knowledge that must be kept)"),
+                       ("utility", "general-knowledge probes")):
+        r(Metric(f"{role}_rouge", f"RWKU: mean ROUGE-L recall of greedy answers to {what} vs the true answers.",
+                 "higher", role, (f"{role}.rouge",), mean, ("rwku",)))
+        r(Metric(f"{role}_prob", f"RWKU: mean length-normalised answer probability exp(-mean NLL) on {what}.",
+                 "higher", role, (f"{role}.prob",), mean, ("rwku",)))
     r(Metric("privleak", "MUSE PrivLeak (%): (s - r) / r * 100 with s = 1 - AUC(Min-K%, k=0.4, forget vs holdout) of "
              "this model and r the same for the retain model. ~0 ideal; << 0 under-unlearned; >> 0 over-unlearned.",
              "ideal", "forget", ("agg.mia_min_k_auc", "reference.mia_min_k_auc"), privleak, _BOTH, ideal=0.0,

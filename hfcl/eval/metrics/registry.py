@@ -27,7 +27,7 @@ from typing import Any
 
 DIRECTIONS = ("higher", "lower", "ideal")
 #: Roles of the split a metric is measured on (cards map ``forget``/``retain`` to e.g. ``forget10``/``retain90``).
-SPLITS = ("forget", "retain", "real_authors", "world_facts", "holdout", "test")
+SPLITS = ("forget", "retain", "real_authors", "world_facts", "holdout", "test", "neighbor", "utility")
 STAGES = ("suite", "reference", "attack")  # attack: computed only when `hfcl eval --attacks` runs them
 
 
