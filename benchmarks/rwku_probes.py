@@ -41,7 +41,7 @@ def main(argv=None) -> int:
                               "correct": answer_matches(g, r["answer"])} for r, g in zip(rows, answers)}
     model_id = resolve(args.model)
     record = {"model": args.model, "model_id": Path(str(model_id)).name, "hfcl_version": __version__,
-              "max_new_tokens": args.max_new_tokens, "rule": "expected answer is a case-insensitive substring",
+              "max_new_tokens": args.max_new_tokens, "rule": "expected answer appears, case-insensitive, on word boundaries",
               "probes": probes}
     atomic_write_json(args.out, record)
     for r, g in zip(rows, answers):

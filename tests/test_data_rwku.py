@@ -70,3 +70,21 @@ def test_demo_preset_on_the_rwku_source_is_the_methods_rwku_recipe():
     run, config = parse_args([UnlearnRunArgs, UnlearningConfig], [*argv, "--learning_rate", "1e-5"], "hfcl unlearn",
                              "test")
     assert _run_recipe(run, config, None).learning_rate == 1e-5  # a given option still wins
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model", "smollm2-135m", "--preset", "tuned"], "early_stop_steps 1 \\(the preset sets it\\) with --data_source rwku"),
+    (["--model", "target", "--preset", "demo"], "never learned: pass a real model"),
+])
+def test_rwku_runs_that_cannot_work_are_refused_before_loading(extra, message, tmp_path):
+    from hfcl.unlearn.cli import main as unlearn_main
+
+    with pytest.raises(ConfigError, match=message):
+        unlearn_main(["--data_source", "rwku", "--method", "NPO", *extra, "--output_dir", str(tmp_path / "o"),
+                      "--report_to", "none"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_answers_match_on_word_boundaries():
+    assert rwku.answer_matches("The chemical symbol for gold is Au.", "Au")
+    assert not rwku.answer_matches("It is gold because it shines.", "Au")

@@ -12,7 +12,7 @@ from hfcl.errors import ConfigError
 from hfcl.unlearn import UnlearningConfig
 from hfcl.unlearn.cli import main as unlearn_main
 from hfcl.unlearn.methods import FULL_WEIGHT_PRESETS, METHODS
-from hfcl.unlearn.run import UnlearnRunArgs, _recipe_adapter, _run_recipe
+from hfcl.unlearn.run import UnlearnRunArgs, recipe_adapter, _run_recipe
 
 QUIET = ["--disable_tqdm", "true", "--report_to", "none"]
 
@@ -34,11 +34,11 @@ def _parsed(argv):
 
 def test_tuned_turns_lora_off_unless_lora_is_given():
     run, config = _parsed(["--method", "NPO", "--preset", "tuned"])
-    assert run.lora and not _recipe_adapter(run, config).lora
+    assert run.lora and not recipe_adapter(run, config).lora
     run, config = _parsed(["--method", "NPO", "--preset", "tuned", "--lora", "true"])
-    assert _recipe_adapter(run, config).lora  # the user's explicit choice wins
+    assert recipe_adapter(run, config).lora  # the user's explicit choice wins
     run, config = _parsed(["--method", "NPO", "--preset", "demo"])
-    assert _recipe_adapter(run, config).lora  # only full-weight presets change it
+    assert recipe_adapter(run, config).lora  # only full-weight presets change it
 
 
 def test_tuned_with_a_forget_file_and_no_holdout_is_an_error_before_loading(tmp_path):

@@ -22,6 +22,7 @@ published benchmark from the Hub into the same schema when the Hub is reachable 
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -138,8 +139,9 @@ def _known(question: str, record: dict[str, Any]) -> bool:
 
 
 def answer_matches(generation: str, answer: str) -> bool:
-    """Whether a greedy answer states ``answer`` (case-insensitive substring; how the record marks probes)."""
-    return answer.lower() in generation.lower()
+    """Whether a greedy answer states ``answer`` (case-insensitive, on word boundaries: "Au" is not in "because";
+    how the record marks probes)."""
+    return re.search(rf"(?<!\w){re.escape(answer.lower())}(?!\w)", generation.lower()) is not None
 
 
 def candidate_probes() -> list[dict[str, str]]:
@@ -163,8 +165,7 @@ def load_rwku(target: str = DEFAULT_TARGET, source: str = "embedded", known_only
     if source not in ("embedded", "rwku"):
         return _load_hub(target, source)
     if target not in TARGETS:
-        raise ConfigError(f"forget_target={target!r}: the embedded real-knowledge set has {', '.join(TARGETS)} "
-                          "(or pass --data_source jinzhuoran/RWKU with the Hub reachable).")
+        raise ConfigError(f"forget_target={target!r}: the embedded real-knowledge set has {', '.join(TARGETS)}.")
     record = probe_record() if known_only else {}
     spec = TARGETS[target]
 
@@ -191,21 +192,22 @@ def _load_hub(target: str, source: str):  # pragma: no cover - needs the Hub
     """The published RWKU (``jinzhuoran/RWKU``): forget_level1/2 probes, neighbor_level1/2, utility_general."""
     from datasets import Dataset, DatasetDict, load_dataset
 
-    def rows(config: str) -> list[dict[str, Any]]:
+    def rows(config: str, of_target: bool = True) -> list[dict[str, Any]]:
         data = load_dataset(source, config)
         split = next(iter(data.values()))
-        return [r for r in split if r.get("subject", target) == target]
+        return [r for r in split if (r.get("subject", target) == target) == of_target]
 
     probes = [{"question": r["query"], "answer": r["answer"], "probe": level, "target": target}
               for level, config in (("fb", "forget_level1"), ("qa", "forget_level2")) for r in rows(config)]
-    neighbors = [{"question": r["query"], "answer": r["answer"], "probe": "qa", "target": target}
+    neighbors = [{"question": r["query"], "answer": r["answer"], "probe": "qa", "target": r.get("subject", "")}
                  for r in rows("neighbor_level2")]
     forget = [{"question": f"Tell me about {target}.", "answer": r["text"]} for r in rows("forget_target")]
     utility = [{"question": r["question"], "answer": str(r["answer"]), "probe": "qa", "target": ""}
                for r in load_dataset(source, "utility_general")["test"]][:64]
     return DatasetDict({"forget": Dataset.from_list(forget), "forget_probe": Dataset.from_list(probes),
                         "neighbor": Dataset.from_list(neighbors), "utility": Dataset.from_list(utility),
-                        "retain": Dataset.from_list(utility)})
+                        "retain": Dataset.from_list([{"question": f"Tell me about {r.get('subject', '')}.",
+                                                      "answer": r["text"]} for r in rows("forget_target", False)])})
 
 
 __all__ = ["DEFAULT_TARGET", "TARGETS", "UTILITY", "answer_matches", "candidate_probes", "load_rwku", "probe_record",

@@ -74,6 +74,8 @@ def select_entries(spec: str) -> list[Entry]:
     unknown = [n for n in names if n.lower() not in by_name]
     if unknown:
         raise ConfigError(f"methods: unknown {unknown}; choose from all, {', '.join(e.name for e in entries)}.")
+    if len({n.lower() for n in names}) != len(names):
+        raise ConfigError(f"methods={spec!r}: an entry is named twice; name each once.")
     return [by_name[n.lower()] for n in names]
 
 
@@ -89,7 +91,7 @@ def parse_seeds(spec: str) -> list[int]:
 
 
 # --- one run (in a worker process) ----------------------------------------------------------------------------------
-def _init_worker() -> None:
+def init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -118,13 +120,13 @@ def run_entry(entry: Entry, seed: int, zoo_name: str, forget_split: str, attacks
             model = unlearn_by_negation(model, splits["forget"], tokenizer=tokenizer, seed=seed).model
     else:
         from .config import UnlearningConfig
-        from .run import UnlearnRunArgs, _recipe_adapter, lora_config
+        from .run import UnlearnRunArgs, recipe_adapter, lora_config
         from .trainer import UnlearningTrainer, quiet_console
 
         config = UnlearningConfig(output_dir=str(Path(work_dir) / f"{entry.name}-{seed}"), method=entry.method,
                                   preset=entry.preset, seed=seed, use_cpu=True, report_to="none", disable_tqdm=True,
                                   save_strategy="no", logging_steps=1000, **dict(entry.options))
-        run = _recipe_adapter(UnlearnRunArgs(), config)
+        run = recipe_adapter(UnlearnRunArgs(), config)
         trainer = UnlearningTrainer(model, config, splits["forget"], splits["retain"], processing_class=tokenizer,
                                     peft_config=lora_config(run) if run.lora else None,
                                     holdout_dataset=splits["holdout"] if config.early_stop_steps else None)
@@ -218,17 +220,22 @@ def scatter_png(summary: Sequence[Mapping[str, Any]], path: Path) -> Path:
 def card_text(table: str, meta: Mapping[str, Any]) -> str:
     """The README.md of a leaderboard folder (YAML header, what was run, the table, the plot, how to regenerate)."""
     seeds = ",".join(str(s) for s in meta["seeds"])
+    names = [e["name"] for e in meta["entries"]]
+    attacks = [a for a in str(meta.get("attacks") or "").split(",") if a]
+    attacked = {"relearn": "relearning on 20% of the forget rows", "quantize": "round-to-nearest quantization"}
+    attack_text = (" and attacked (" + ", ".join(attacked.get(a, a) for a in attacks) + "; gains are on the forget "
+                   "rows the attack never saw)") if attacks else ""
+    command = (f"hfcl leaderboard --zoo {meta['zoo']} --forget_split {meta['forget_split']} --methods "
+               f"{','.join(names)} --seeds {seeds} --attacks '{','.join(attacks)}' --output_dir DIR")
     return (f"---\nlibrary_name: hfcl\ntags:\n- hfcl\n- unlearning\n- leaderboard\n---\n\n"
             f"# Unlearning leaderboard ({meta['zoo']} embedded world, {meta['forget_split']})\n\n"
-            f"Every hfcl unlearning method with its preset, trained from the embedded `target` with seeds {seeds}, "
-            "scored by the TOFU suite against the retain model's reference log and attacked (relearning on 20% of "
-            "the forget rows, 4-bit round-to-nearest quantization; gains are on the forget rows the attack never "
-            "saw). Mean ± spread over seeds.\n\n" + table + f"\n{LEGEND}\n" +
+            f"{', '.join(names)}, each with its preset, trained from the embedded `target` with seeds {seeds}, "
+            f"scored by the TOFU suite against the retain model's reference log{attack_text}. Mean ± spread over "
+            "seeds.\n\n" + table + f"\n{LEGEND}\n" +
             "\n![forget quality vs model utility](leaderboard.png)\n\n"
-            f"Regenerate: `hfcl leaderboard --zoo {meta['zoo']} --seeds {seeds} --output_dir DIR` "
-            f"(hfcl {meta['hfcl_version']}, torch {meta['torch_version']}; {meta['wall_seconds']:.0f} s on "
-            f"{meta['cpus']} CPUs).\n")
+            f"Regenerate: `{command}` (hfcl {meta['hfcl_version']}, torch {meta['torch_version']}; "
+            f"{meta['wall_seconds']:.0f} s on {meta['cpus']} CPUs).\n")
 
 
-__all__ = ["COLUMNS", "LEGEND", "TIMING", "Entry", "card_text", "default_entries", "markdown_table", "parse_seeds", "run_entry",
+__all__ = ["COLUMNS", "LEGEND", "TIMING", "Entry", "card_text", "default_entries", "init_worker", "markdown_table", "parse_seeds", "run_entry",
            "scatter_png", "select_entries", "summarise"]

@@ -6,6 +6,7 @@ left behind), runs show a progress bar, a rich table ends the command, ``--hub_m
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import sys
@@ -61,6 +62,9 @@ def check(args: LeaderboardArguments):
     check_forget_split(args.forget_split)
     if args.workers < 1:
         raise ConfigError(f"workers={args.workers}: give at least 1.")
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise ConfigError("hfcl leaderboard runs its own worker processes (--workers); start it with plain `hfcl "
+                          "leaderboard`, not under `accelerate launch`.")
     if args.hub_model_id:
         check_repo_id(args.hub_model_id)
     check_output_dir(args.output_dir, args.overwrite)
@@ -77,7 +81,7 @@ def run_leaderboard(args: LeaderboardArguments, console=None) -> dict:
     from ..eval import evaluate_model
     from ..utils.io import atomic_directory, atomic_write_json, atomic_write_text
     from ..zoo import build_zoo
-    from .leaderboard import _init_worker, card_text, markdown_table, run_entry, scatter_png, summarise
+    from .leaderboard import init_worker, card_text, markdown_table, run_entry, scatter_png, summarise
 
     entries, seeds, zoo = check(args)
     started = time.perf_counter()
@@ -91,7 +95,8 @@ def run_leaderboard(args: LeaderboardArguments, console=None) -> dict:
     jobs = [(e, s) for e in entries for s in seeds]
     runs = []
     with tempfile.TemporaryDirectory(prefix="hfcl-leaderboard-") as work, \
-            ProcessPoolExecutor(min(args.workers, len(jobs)), initializer=_init_worker) as pool, \
+            ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                                initializer=init_worker) as pool, \
             Progress(console=console, transient=True) as progress:
         task = progress.add_task("unlearning, evaluating, attacking", total=len(jobs))
         futures = [pool.submit(run_entry, e, s, args.zoo, args.forget_split, args.attacks,

@@ -126,11 +126,13 @@ def load_holdout(run: UnlearnRunArgs, world_config=None, config: UnlearningConfi
 
     if run.holdout_file:
         return _load_file(run.holdout_file)
-    if run.forget_file:
+    if run.forget_file or run.data_source == "rwku":
+        steps = config.early_stop_steps if config is not None else "N"
         why = " (the preset sets it)" if "early_stop_steps" in getattr(config, "preset_values", {}) else ""
-        raise ConfigError(f"--early_stop_steps {config.early_stop_steps}{why} with --forget_file needs --holdout_file: "
-                          "rows of the same kind as the forget set that the model never saw; or pass "
-                          "--early_stop_steps 0 and a fixed --num_train_epochs.")
+        given = "--forget_file" if run.forget_file else "--data_source rwku"
+        raise ConfigError(f"--early_stop_steps {steps}{why} with {given} needs --holdout_file: rows of the same kind "
+                          "as the forget set that the model never saw; or pass --early_stop_steps 0 and a fixed "
+                          "--num_train_epochs.")
     return load_tofu(run.forget_split, source=run.data_source, world_config=world_config)["holdout"]
 
 
@@ -156,9 +158,10 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     from .trainer import UnlearningTrainer, quiet_console
 
     config = _run_recipe(run, config, model)
-    run = _recipe_adapter(run, config)
+    run = recipe_adapter(run, config)
     if run.forget_file and config.early_stop_steps and not run.holdout_file:
         load_holdout(run, None, config)  # the error, before any model is loaded
+    check_rwku_run(run, config, model)
     if zoo_config is None and model is None and run.zoo != "default":
         zoo_config = zoo_recipe(run.zoo)
     elif run.zoo not in ("default", "tiny"):
@@ -245,7 +248,22 @@ def _run_recipe(run: UnlearnRunArgs, config: UnlearningConfig, model) -> Unlearn
     return config
 
 
-def _recipe_adapter(run: UnlearnRunArgs, config: UnlearningConfig) -> UnlearnRunArgs:
+def check_rwku_run(run: UnlearnRunArgs, config: UnlearningConfig, model=None) -> None:
+    """Refuse, before any work, what ``--data_source rwku`` cannot do: early stopping without ``--holdout_file``
+    and the embedded toy models (they never learned real-world facts); warn when the method has no rwku recipe."""
+    if run.data_source != "rwku":
+        return
+    if config.early_stop_steps and not run.holdout_file:
+        load_holdout(run, None, config)  # the error
+    if model is None and _is_embedded(run.model):
+        raise ConfigError(f"--data_source rwku forgets real-world knowledge, which the embedded model {run.model!r} "
+                          "never learned: pass a real model, e.g. --model smollm2-135m.")
+    if config.preset in ("demo", "rwku") and "rwku" not in get_method(config.method).presets:
+        logger.warning("%s has no rwku recipe yet: its demo recipe was made for the embedded 1.2M-parameter model "
+                       "and may wreck a real one; set --learning_rate and --num_train_epochs.", config.method)
+
+
+def recipe_adapter(run: UnlearnRunArgs, config: UnlearningConfig) -> UnlearnRunArgs:
     """``run`` with ``lora=False`` when the preset was searched for all weights and ``--lora`` was not given."""
     from ..config import copy_given_fields, given_fields, has_given_fields
     from .methods import FULL_WEIGHT_PRESETS
@@ -435,7 +453,10 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
                               **{**DEMO_SETTINGS, **overrides})
     run = UnlearnRunArgs(model=str(getattr(model, "name_or_path", "target")), overwrite=overwrite)
     start = time.time()
-    run = _recipe_adapter(run, config)
+    run = recipe_adapter(run, config)
+    if config.early_stop_steps and "holdout" not in splits:
+        raise DataError(f"demo_unlearn: the {config.preset!r} recipe stops by the membership rule and needs a "
+                        f"'holdout' split (rows never trained on); splits has {sorted(splits)}.")
     holdout = splits["holdout"] if config.early_stop_steps else None
     trainer = UnlearningTrainer(model, config, splits["forget"], splits["retain"], processing_class=tokenizer,
                                 peft_config=lora_config(run) if run.lora else None, holdout_dataset=holdout)
@@ -452,4 +473,5 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
     return trainer.model
 
 
-__all__ = ["DEMO_SETTINGS", "UnlearnRunArgs", "demo_unlearn", "load_unlearning_data", "lora_config", "unlearn"]
+__all__ = ["DEMO_SETTINGS", "UnlearnRunArgs", "check_rwku_run", "demo_unlearn", "load_unlearning_data", "lora_config",
+           "recipe_adapter", "unlearn"]

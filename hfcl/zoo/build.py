@@ -141,7 +141,12 @@ def _build_outside_launch(stage: str, cfg: ZooConfig, forget_split: str, folder:
     context = multiprocessing.get_context("spawn")
     child = context.Process(target=_build_clean, args=(stage, cfg, forget_split, str(folder)))
     child.start()
-    child.join()
+    try:
+        child.join()
+    finally:
+        if child.is_alive():  # interrupted: stop the build before the lock is released
+            child.terminate()
+            child.join()
     if child.exitcode != 0:
         raise CacheError(f"Building zoo stage {stage_name(stage, forget_split)} failed (exit code {child.exitcode}); "
                          "see the messages above.")
