@@ -88,3 +88,17 @@ def test_rwku_runs_that_cannot_work_are_refused_before_loading(extra, message, t
 def test_answers_match_on_word_boundaries():
     assert rwku.answer_matches("The chemical symbol for gold is Au.", "Au")
     assert not rwku.answer_matches("It is gold because it shines.", "Au")
+
+
+def test_rwku_reports_name_their_target_and_cards_say_what_the_data_is():
+    from hfcl.hub.cards import _limitations, dataset_of
+
+    report = {"suite": "rwku", "data": {"source": "embedded", "forget_target": "Albert Einstein"}}
+    kind, name = dataset_of(report)
+    assert kind == "hfcl-embedded-rwku" and "Albert Einstein" in name and "fictitious" not in name
+
+    class Run:
+        run = {"command": "unlearn", "method": "NPO"}
+
+    text = " ".join(_limitations(Run(), report))
+    assert "real-knowledge probes" in text and "fictitious" not in text

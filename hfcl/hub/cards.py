@@ -165,6 +165,9 @@ def dataset_of(report: Mapping[str, Any], dataset_id: str | None = None) -> tupl
     if suite == "continual":
         tasks = data.get("tasks") or []
         return "hfcl-continual-stream", "Continual-learning task stream" + (f" ({', '.join(tasks)})" if tasks else "")
+    if suite == "rwku":
+        target = data.get("forget_target")
+        return "hfcl-embedded-rwku", "RWKU-style real-world knowledge probes" + (f" (target: {target})" if target else "")
     return f"hfcl-embedded-{suite}", f"{suite.upper()} on hfcl's embedded fictitious world"
 
 
@@ -479,7 +482,10 @@ def _limitations(run_dir: RunDir, report: Mapping[str, Any] | None) -> list[str]
     items += ["Evaluated only on the suite listed above; behaviour elsewhere is untested.",
               "All numbers are self-reported by hfcl from `eval_report.json` and were not verified by the Hub."]
     data = report.get("data") or {}
-    if data.get("source", "embedded") == "embedded":
+    if report.get("suite") == "rwku":
+        items.append("The real-knowledge probes are a few dozen short questions about well-known entities, kept only "
+                     "where the model answered them before unlearning: evidence on real knowledge, not a benchmark.")
+    elif data.get("source", "embedded") == "embedded":
         items.append("The evaluation data is hfcl's generated fictitious world (TOFU schema): small and synthetic, "
                      "so the figures show the method works, not how it behaves on real data.")
     return items
