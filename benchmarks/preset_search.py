@@ -39,6 +39,7 @@ GRID = {
     "GradDiff": [{"alpha": 4.0, "learning_rate": 2e-3, "early_stop_tolerance": t} for t in (0.05, 0.1)]
     + [{"alpha": 2.0, "learning_rate": 2e-3, "early_stop_tolerance": 0.1}],
     "WGA": [{"beta": 0.5, "alpha": 4.0, "learning_rate": lr, "early_stop_tolerance": 0.0} for lr in (5e-3, 1e-2)],
+    "WHP": [{"alpha": a, "learning_rate": lr} for a, lr in ((1.0, 3e-3), (4.0, 3e-3), (4.0, 6e-3), (8.0, 6e-3))],
     "GradAscent": [{"learning_rate": 1e-3, "early_stop_utility_floor": 0.8}],
     "SimNPO": [{"beta": 2.5, "gamma": 1.0, "alpha": 1.0, "learning_rate": 1e-2}],
     "UNDIAL": [{"beta": 10.0, "learning_rate": 1e-2}],

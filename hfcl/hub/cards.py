@@ -250,6 +250,10 @@ def _base_description(run_dir: RunDir, bases: list[str]) -> str:
     return f"hfcl's embedded `{local}` model" if embedded else f"`{local}`"
 
 
+#: What an unset method option means, shown on the card instead of leaving the row out.
+_UNSET_MEANS = {"whp_counterfactuals": "up to 4 (as many names as there are)", "uld_layers": "a quarter, at least 1"}
+
+
 def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:
     """Configuration rows: for an unlearning method the shared fields, the method's own ``card_fields`` (its default
     ``beta`` / ``gamma`` when the run left them unset) and the training fields."""
@@ -266,6 +270,9 @@ def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:
             config["gamma"] = method.gamma
         if "beta" in method.card_fields and config.get("beta") is None:
             config["beta"] = method.beta
+        for key, meaning in _UNSET_MEANS.items():
+            if key in method.card_fields and config.get(key) is None:
+                config[key] = meaning
     rows = [(k, json.dumps(config[k]) if isinstance(config[k], (list, dict)) else str(config[k]))
             for k in dict.fromkeys(keys) if k in config and config[k] is not None]
     if run_dir.adapter_config:

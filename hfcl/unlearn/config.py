@@ -64,7 +64,8 @@ class UnlearningConfig(TrainingArguments):
                                                          "options."})
     retain_loss: str = field(default="auto", metadata={
         "help": "Retain term: 'nll' (NLL on retain answers), 'kl' (KL(p_ref||p_θ) on retain answer tokens), 'embed' "
-                "(RMU: match the reference's activations), 'none', or 'auto' (the method's default)."})
+                "(RMU: match the reference's activations), 'uniform' (ULD's assistant: retain answers to uniform), "
+                "'none', or 'auto' (the method's default)."})
     reference: str = field(default="auto", metadata={
         "help": "Reference model for NPO/IdkDPO/UNDIAL/KL: 'adapter_disabled' (PEFT model with its adapter off: no "
                 "copy), 'model' (frozen copy or ref_model), 'cached' (sequence log-probs computed once before "
@@ -94,6 +95,23 @@ class UnlearningConfig(TrainingArguments):
     soul_rho: float = field(default=0.04, metadata={"help": "SOUL: clipping scale ρ of the preconditioned update."})
     soul_beta1: float = field(default=0.9, metadata={"help": "SOUL: momentum decay β1."})
     soul_beta2: float = field(default=0.95, metadata={"help": "SOUL: Hessian-diagonal estimate decay β2."})
+    whp_entity_field: str = field(default="author", metadata={
+        "help": "WHP: the forget rows' column naming the entity each row is about (replaced by counterfactual "
+                "names)."})
+    whp_names: list[str] | None = field(default=None, metadata={
+        "help": "WHP: counterfactual names, entities the model never learned (None = the holdout rows' entities)."})
+    whp_counterfactuals: int | None = field(default=None, metadata={
+        "help": "WHP: counterfactual names per forget row; the teacher averages the model's predictions over them "
+                "(None = 4, or as many names as there are if fewer)."})
+    whp_top_k: int = field(default=64, metadata={
+        "help": "WHP: tokens kept per teacher distribution (the most likely, renormalised)."})
+    uld_layers: int | None = field(default=None, metadata={
+        "help": "ULD: decoder layers of the target copied into the assistant (None = a quarter, at least 1)."})
+    uld_weight: float = field(default=-0.8, metadata={
+        "help": "ULD: weight w of the assistant's logits in z_target + w·z_assistant (the paper's -0.8)."})
+    uld_top_filter: float = field(default=1e-2, metadata={
+        "help": "ULD: the assistant only changes tokens whose target probability is >= this fraction of the most "
+                "likely one's (0 = every token)."})
     # TrainingArguments fields whose defaults differ for unlearning
     early_stop_steps: int = field(default=0, metadata={
         "help": "Stop without a retain model: every N optimizer steps, score forget and holdout rows (data of the "
@@ -141,6 +159,15 @@ class UnlearningConfig(TrainingArguments):
             raise ConfigError(f"soul_rho={self.soul_rho} must be > 0.")
         if self.max_length < 8:
             raise ConfigError(f"max_length={self.max_length} is too small.")
+        if (self.whp_counterfactuals is not None and self.whp_counterfactuals < 1) or self.whp_top_k < 1:
+            raise ConfigError(f"whp_counterfactuals={self.whp_counterfactuals} and whp_top_k={self.whp_top_k} must "
+                              "be >= 1.")
+        if self.uld_weight >= 0 or not 0 <= self.uld_top_filter < 1:
+            raise ConfigError(f"uld_weight={self.uld_weight} must be < 0 (the assistant is subtracted) and "
+                              f"uld_top_filter={self.uld_top_filter} in [0, 1).")
+        if method.name == "ULD" and self.early_stop_steps:
+            raise ConfigError("early_stop_steps scores the model being trained, which for ULD is the assistant, not "
+                              "the served model; run ULD for a fixed number of epochs (--early_stop_steps 0).")
         if self.idk_answers is not None and not self.idk_answers:
             raise ConfigError("idk_answers is empty; give at least one refusal answer or leave it unset.")
 

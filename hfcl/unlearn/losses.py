@@ -30,6 +30,8 @@ Where we differ from OpenUnlearning, and why:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -124,6 +126,31 @@ def kl_loss(logits, ref_logits, labels, denominator=None) -> torch.Tensor:
     return _reduce((kl * mask).sum(), denominator, mask.sum())
 
 
+def teacher_kl_loss(logits, rows, positions, teacher_ids, teacher_logp, denominator=None) -> torch.Tensor:
+    """WHP counterfactual term: ``KL(p_teacher ‖ p_θ)`` at the teacher's positions, summed over its top-k tokens.
+
+    ``logits[rows[k], positions[k]]`` is the student's prediction that teacher entry ``k`` (token ids
+    ``teacher_ids[k]``, renormalised log-probs ``teacher_logp[k]``) targets; the student is normalised over the
+    whole vocabulary, so the truncated KL is still >= 0. Summed over entries, divided by ``denominator`` (default:
+    the number of entries).
+    """
+    if rows.numel() == 0:
+        return logits.sum() * 0.0  # no aligned token in this micro-batch: a zero that keeps the graph
+    logp = F.log_softmax(logits[rows, positions].float(), dim=-1).gather(-1, teacher_ids)
+    teacher = teacher_logp.float()
+    kl = (teacher.exp() * (teacher - logp)).sum(-1)
+    return _reduce(kl.sum(), denominator, rows.numel())
+
+
+def uniform_kl_loss(logits, labels, denominator=None) -> torch.Tensor:
+    """ULD's retain term for the assistant: ``KL(p_θ ‖ uniform) = Σ_v p_v log p_v + log V`` per answer position,
+    averaged over positions (0 when the assistant has no opinion: the subtraction then leaves the target alone)."""
+    lg, _, mask = shift(logits, labels)
+    logp = F.log_softmax(lg, dim=-1)
+    kl = (logp.exp() * logp).sum(-1) + math.log(lg.shape[-1])
+    return _reduce((kl * mask).sum(), denominator, mask.sum())
+
+
 def answer_positions(labels: torch.Tensor) -> torch.Tensor:
     """Mask ``[B, T]`` of positions whose next token is an answer token (the positions token losses use)."""
     mask = torch.zeros_like(labels, dtype=torch.bool)
@@ -166,5 +193,7 @@ __all__ = [
     "simnpo_loss",
     "token_logps",
     "undial_loss",
+    "uniform_kl_loss",
+    "teacher_kl_loss",
     "wga_loss",
 ]

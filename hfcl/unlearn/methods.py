@@ -34,6 +34,7 @@ class Method:
     gamma: float = 1.0
     reference: frozenset = field(default_factory=frozenset)  # of REF_* the forget term needs
     needs_idk: bool = False
+    needs_teacher: bool = False  # WHP: counterfactual teacher distributions computed before training
     description: str = ""
     # Named hyperparameter recipes of this method (``--preset NAME``): UnlearningConfig field -> value. A recipe only
     # names fields this method reads, so one method's recipe never changes another's hyperparameters.
@@ -52,8 +53,9 @@ class Step:
     """
 
     def __init__(self, model, inputs: dict[str, Any], counts: dict[str, Any], reference, config, method: Method,
-                 rmu_control: torch.Tensor | None = None, rmu_layer: int | None = None):
+                 rmu_control: torch.Tensor | None = None, rmu_layer: int | None = None, teacher=None):
         self.model, self.inputs, self.counts = model, inputs, counts
+        self.teacher = teacher
         self.reference, self.config, self.method = reference, config, method
         self.rmu_control, self.rmu_layer = rmu_control, rmu_layer
         self.beta = config.beta if config.beta is not None else method.beta
@@ -157,6 +159,16 @@ def _forget_undial(s: Step) -> torch.Tensor:
                          s.tokens("forget"))
 
 
+def _forget_whp(s: Step) -> torch.Tensor:
+    logits = s.logits("forget")
+    rows, positions, ids, logp = s.teacher.batch_targets(s.inputs["index"], logits.device)
+    return L.teacher_kl_loss(logits, rows, positions, ids, logp, s.tokens("forget"))
+
+
+def _forget_remember(s: Step) -> torch.Tensor:
+    return L.nll_loss(s.logits("forget"), s.batch("forget")["labels"], s.tokens("forget"))
+
+
 def _forget_wga(s: Step) -> torch.Tensor:
     return L.wga_loss(s.logits("forget"), s.batch("forget")["labels"], s.beta, s.tokens("forget"))
 
@@ -172,13 +184,15 @@ def retain_term(kind: str, s: Step) -> torch.Tensor | None:
         return L.nll_loss(s.logits("retain"), labels, s.tokens("retain"))
     if kind == "kl":
         return L.kl_loss(s.logits("retain"), s.ref_logits("retain"), labels, s.tokens("retain"))
+    if kind == "uniform":
+        return L.uniform_kl_loss(s.logits("retain"), labels, s.tokens("retain"))
     if kind == "embed":
         return L.rmu_retain_loss(s.hidden("retain"), s.ref_hidden("retain"), L.answer_positions(labels),
                                  s.tokens("retain"))
     raise ConfigError(f"Unknown retain_loss {kind!r}; choose from {', '.join(RETAIN_LOSSES)}.")
 
 
-RETAIN_LOSSES = ("auto", "nll", "kl", "embed", "none")
+RETAIN_LOSSES = ("auto", "nll", "kl", "embed", "uniform", "none")
 RETAIN_REFERENCE = {"kl": frozenset({REF_LOGITS}), "embed": frozenset({REF_HIDDEN})}
 
 # The demo recipes: a few seconds to a minute on the embedded target with a LoRA adapter on 2 CPU cores (the
@@ -260,6 +274,20 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            card_fields=("beta",), beta=1.0, description="Gradient ascent weighted by p_θ(y_t)^β.",
            presets=_demo(alpha=2.0, tuned={"beta": 0.5, "alpha": 4.0, "learning_rate": 5e-4,
                                            "early_stop_tolerance": 0.0})),
+    Method("WHP", _forget_whp,
+           formula="L_f = mean over aligned forget answer tokens of KL(p_teacher ‖ p_θ), p_teacher = the model "
+                   "before unlearning on the row with its entity swapped for whp_counterfactuals never-seen names "
+                   "(averaged, top-k)",
+           card_fields=("whp_counterfactuals", "whp_entity_field", "whp_top_k"), needs_teacher=True,
+           description="Who's Harry Potter (causal revisit): fit what the model says about a never-seen entity.",
+           presets=_demo(alpha=1.0, learning_rate=2e-3, num_train_epochs=12)),
+    Method("ULD", _forget_remember, retain="uniform",
+           formula="assistant (the target's first uld_layers layers + LoRA): L = NLL(forget answers) + "
+                   "α·KL(p_a ‖ uniform) on retain answers; served logits z = z_target + uld_weight·z_a (z_a zeroed "
+                   "where log p_target < max + log uld_top_filter)",
+           card_fields=("uld_layers", "uld_weight", "uld_top_filter"),
+           description="Unlearning from logit difference: subtract an assistant that remembers only the forget set.",
+           presets=_demo(alpha=5.0, learning_rate=2e-3, num_train_epochs=40, uld_top_filter=1e-3)),
 ]}
 
 
@@ -277,6 +305,12 @@ def resolve_retain(method: Method, retain_loss: str) -> str:
     if retain_loss not in RETAIN_LOSSES:
         raise ConfigError(f"retain_loss={retain_loss!r} is not one of {', '.join(RETAIN_LOSSES)}.")
     kind = method.retain if retain_loss == "auto" else retain_loss
+    if method.name == "ULD" and kind not in ("uniform", "none"):
+        raise ConfigError(f"ULD trains an assistant to forget the retain set: retain_loss must be 'uniform' (its "
+                          f"default) or 'none', not {kind!r}.")
+    if kind == "uniform" and method.name != "ULD":
+        raise ConfigError("retain_loss='uniform' pushes retain answers to a uniform distribution and only makes sense "
+                          "for ULD's assistant; use 'nll' or 'kl'.")
     if kind == "embed" and method.name != "RMU":
         raise ConfigError("retain_loss='embed' matches hidden states at the RMU layer and only works with "
                           "method='RMU'; use 'nll' or 'kl'.")

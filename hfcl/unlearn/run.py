@@ -136,6 +136,11 @@ def load_holdout(run: UnlearnRunArgs, world_config=None, config: UnlearningConfi
     return load_tofu(run.forget_split, source=run.data_source, world_config=world_config)["holdout"]
 
 
+def _needs_holdout(config: UnlearningConfig) -> bool:
+    """Early stopping scores holdout rows; WHP takes its counterfactual names from them unless --whp_names is given."""
+    return bool(config.early_stop_steps) or (get_method(config.method).needs_teacher and not config.whp_names)
+
+
 def lora_config(run: UnlearnRunArgs):
     from peft import LoraConfig
 
@@ -161,6 +166,10 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     run = recipe_adapter(run, config)
     if run.forget_file and config.early_stop_steps and not run.holdout_file:
         load_holdout(run, None, config)  # the error, before any model is loaded
+    if (run.forget_file or run.data_source == "rwku") and _needs_holdout(config) and not run.holdout_file:
+        raise ConfigError(f"--method {config.method} swaps each forget row's entity ({config.whp_entity_field!r}) for "
+                          "names the model never learned: pass them with --whp_names 'Name A,Name B,...' or give "
+                          "--holdout_file (rows about such entities).")
     check_rwku_run(run, config, model)
     if zoo_config is None and model is None and run.zoo != "default":
         zoo_config = zoo_recipe(run.zoo)
@@ -181,7 +190,8 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     if model is None:
         model, tokenizer = load_model(run.model, zoo_config, run.forget_split)
     forget, retain = load_unlearning_data(run, zoo_config or _world_config(model_dir))
-    holdout = load_holdout(run, zoo_config or _world_config(model_dir), config) if config.early_stop_steps else None
+    holdout = (load_holdout(run, zoo_config or _world_config(model_dir), config) if _needs_holdout(config)
+               else None)
     before = _measure(run, config, model, tokenizer, forget)
     config.output_dir = str(work)  # checkpoints (if any) live beside the final directory until it is complete
     try:
@@ -194,7 +204,7 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
             _keep_only_checkpoints(work)
         raise
     config.output_dir = str(out)
-    after = _measure(run, config, trainer.model, tokenizer, forget)
+    after = _measure(run, config, trainer.unlearned_model(), tokenizer, forget)
     record = run_record(run, config, trainer, forget, retain, model_dir, time.time() - start, result.training_loss)
     record["forget_check"] = _report_objective(before, after, config.method)
     record["log_history"] = trainer.state.log_history
@@ -360,7 +370,8 @@ def save_run_dir(out: Path, trainer, tokenizer, record: dict[str, Any], overwrit
     Every process calls this under ``accelerate launch``: the model is saved collectively (FSDP/ZeRO-3 gather it),
     everything else is written by the main process only, which renames the folder after a barrier."""
     with shared_atomic_directory(out, overwrite=overwrite) as (tmp, main):
-        trainer.save_model(str(tmp))  # writes on the main process only (Trainer's should_save)
+        # the unlearned model (ULD: the target + assistant wrapper), on the main process only (should_save)
+        getattr(trainer, "save_unlearned", trainer.save_model)(str(tmp))
         if main:
             tokenizer.save_pretrained(str(tmp))
             atomic_write_json(tmp / "hfcl_run.json", record)
@@ -457,7 +468,7 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
     if config.early_stop_steps and "holdout" not in splits:
         raise DataError(f"demo_unlearn: the {config.preset!r} recipe stops by the membership rule and needs a "
                         f"'holdout' split (rows never trained on); splits has {sorted(splits)}.")
-    holdout = splits["holdout"] if config.early_stop_steps else None
+    holdout = splits.get("holdout") if _needs_holdout(config) else None
     trainer = UnlearningTrainer(model, config, splits["forget"], splits["retain"], processing_class=tokenizer,
                                 peft_config=lora_config(run) if run.lora else None, holdout_dataset=holdout)
     quiet_console(trainer)

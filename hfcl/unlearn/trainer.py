@@ -8,6 +8,7 @@ accumulation, ``1×8`` and two data-parallel processes give the same update.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections import defaultdict
@@ -98,6 +99,9 @@ class UnlearningTrainer(Trainer):
         if args.early_stop_steps and holdout_dataset is None:
             raise ConfigError("early_stop_steps needs holdout rows (the same kind of data, never trained on): pass "
                               "holdout_dataset=... (CLI: the embedded holdout split, or --holdout_file).")
+        self.uld_target = None
+        if self.method.name == "ULD":
+            model, peft_config = self._uld_assistant(model, peft_config, args.uld_layers)
         if peft_config is not None:
             from peft import get_peft_model
             from transformers import set_seed
@@ -126,6 +130,14 @@ class UnlearningTrainer(Trainer):
             answers = args.idk_answers or IDK_ANSWERS
             idk_tok = tokenize_rows(processing_class, [idk_example(r, i, answers) for i, r in enumerate(forget_rows)],
                                     args.max_length)
+        counterfactual_tok = None
+        if self.method.needs_teacher:
+            from .counterfactual import counterfactual_names, counterfactual_rows
+
+            names = counterfactual_names(args, holdout_dataset)
+            cf_rows = counterfactual_rows(forget_rows, names, args.whp_counterfactuals, args.whp_entity_field,
+                                          args.seed)
+            counterfactual_tok = [tokenize_rows(processing_class, rows, args.max_length) for rows in cf_rows]
         dataset = PairedUnlearningDataset(forget_tok, retain_tok, idk_tok, seed=args.seed)
         mode = choose_reference(args.reference, reference_needs(self.method, retain_kind), model, ref_model)
         if args.soul:
@@ -158,6 +170,14 @@ class UnlearningTrainer(Trainer):
             parts = {"forget": forget_tok, **({"idk": idk_tok} if idk_tok else {})}
             self.reference.fill_cache(self.model, parts, lambda rows: PairedCollator(processing_class).pad(
                 [dict(r) for r in rows]), args.per_device_eval_batch_size, self.args.device)
+        self.teacher = None
+        if counterfactual_tok is not None:
+            from .counterfactual import CounterfactualTeacher
+
+            self.teacher = CounterfactualTeacher(args.whp_top_k)
+            source = ref_model.to(self.args.device) if ref_model is not None else self.model
+            self.teacher.fill(source, forget_tok, counterfactual_tok, lambda rows: PairedCollator(
+                processing_class).pad([dict(r) for r in rows]), args.per_device_eval_batch_size, self.args.device)
         self.rmu_control = None
         if self.method.name == "RMU":
             self.rmu_control = L.rmu_control_vector(model.config.hidden_size, args.rmu_steering_coeff, args.seed)
@@ -166,6 +186,46 @@ class UnlearningTrainer(Trainer):
         self._metric_steps = 0
         logger.info("Unlearning with %s (retain: %s, reference: %s) on %d forget / %d retain examples.",
                     self.method.name, retain_kind, mode, len(forget_tok), len(retain_tok))
+
+    def _uld_assistant(self, model, peft_config, layers: int | None):
+        """ULD trains an assistant cut from ``model`` (kept frozen as the served model's target); LoRA r 16, alpha
+        32 on every linear layer unless a ``peft_config`` is given, as in the paper."""
+        from .reference import is_peft_model
+        from .uld import build_assistant
+
+        if is_peft_model(model):
+            model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        self.uld_target = model.eval()
+        for p in self.uld_target.parameters():
+            p.requires_grad_(False)
+        if peft_config is None:
+            from peft import LoraConfig
+
+            peft_config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0,
+                                     task_type="CAUSAL_LM")
+        return build_assistant(model, layers), peft_config
+
+    def unlearned_model(self):
+        """The model unlearning produced: ``self.model``, or for ULD the :class:`~hfcl.unlearn.uld.LogitDifferenceModel`
+        of the frozen target and the trained assistant (its LoRA merged in)."""
+        if self.uld_target is None:
+            return self.model
+        from .reference import is_peft_model
+        from .uld import LogitDifferenceModel
+
+        assistant = copy.deepcopy(self.accelerator.unwrap_model(self.model))
+        if is_peft_model(assistant):
+            assistant = assistant.merge_and_unload()
+        target = self.uld_target.to(next(assistant.parameters()).device)
+        return LogitDifferenceModel.from_models(target, assistant.eval(), self.args.uld_weight,
+                                                self.args.uld_top_filter)
+
+    def save_unlearned(self, folder: str) -> None:
+        """Save :meth:`unlearned_model` to ``folder`` (collectively under several processes; ULD: main only)."""
+        if self.uld_target is None:
+            self.save_model(folder)
+        elif self.args.should_save:
+            self.unlearned_model().save_pretrained(folder)
 
     def _check_engine(self, mode: str, ref_model) -> None:
         """Refuse, before any training, the options the launch's engine cannot run (see ``require_engine``)."""
@@ -208,7 +268,8 @@ class UnlearningTrainer(Trainer):
         scale = self.accelerator.num_processes if counts is not None else 1
         if counts is None:
             counts = {k: v for k, v in zip(*_local_counts(inputs))}
-        step = Step(model, inputs, counts, self.reference, self.args, self.method, self.rmu_control, self.rmu_layer)
+        step = Step(model, inputs, counts, self.reference, self.args, self.method, self.rmu_control, self.rmu_layer,
+                    self.teacher)
         forget = self.method.forget(step)
         retain = retain_term(self.args.retain_kind, step)
         loss = self.args.forget_weight * forget
@@ -283,12 +344,16 @@ class UnlearningTrainer(Trainer):
                 raise ConfigError(f"resume_from_checkpoint={str(resume_from_checkpoint)!r} is not a folder.")
             if self.reference_mode == "cached":
                 self.reference.load_cache(resume_from_checkpoint)
+            if self.teacher is not None:
+                self.teacher.load(resume_from_checkpoint)
         return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
         if self.reference_mode == "cached" and self.reference.cache and self.args.should_save:
             self.reference.save_cache(Path(output_dir or self.args.output_dir))
+        if self.teacher is not None and self.args.should_save:
+            self.teacher.save(Path(output_dir or self.args.output_dir))
 
 
 class QuietProgress(ProgressCallback):

@@ -277,9 +277,14 @@ def load_model(name_or_path: str = "target", config: ZooConfig | None = None, fo
     """``(model, tokenizer)`` for a zoo stage, a local folder (full model or PEFT adapter) or a Hub id.
 
     Stage names (``base``, ``base-v2``, ``target``, ``retain``) win over a folder of the same name; write
-    ``./target`` for the folder. A PEFT adapter folder loads its base model, then the adapter.
+    ``./target`` for the folder. A PEFT adapter folder loads its base model, then the adapter; a ULD run folder
+    loads as its :class:`~hfcl.unlearn.uld.LogitDifferenceModel`.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..unlearn.uld import register
+
+    register()
 
     path = resolve(name_or_path, config, forget_split)
     path = _hub_adapter_snapshot(path, kwargs.get("revision")) or path
