@@ -85,7 +85,8 @@ def run_candidate(zoo_name: str, method: str, values: dict, seed: int, target_mu
                                 peft_config=lora_config(UnlearnRunArgs()) if lora else None, holdout_dataset=splits["holdout"])
     trainer.train()
     seconds = time.perf_counter() - start
-    a = evaluate_model((trainer.model, tok), world_config=zoo, reference_log="auto", distributed=False).aggregates
+    a = evaluate_model((trainer.unlearned_model(), tok), world_config=zoo, reference_log="auto",
+                       distributed=False).aggregates
     outcome = trainer.membership_stop.outcome
     return {"method": method, "values": values, "lora": lora, "seed": seed, "steps": trainer.state.global_step,
             "seconds": round(seconds, 2), "forget_quality": a["forget_quality"],

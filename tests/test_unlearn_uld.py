@@ -69,7 +69,7 @@ def test_uld_forgets_through_the_assistant_and_leaves_the_target_untouched(tiny_
     original = {k: v.clone() for k, v in model.state_dict().items()}
     forget, retain = tiny_zoo.splits["forget"], tiny_zoo.splits["retain"]
     trainer = UnlearningTrainer(model, _config(tmp_path), forget, retain, processing_class=tok)
-    assert trainer.model.base_model.model.config.num_hidden_layers == 1  # the LoRA-wrapped assistant is trained
+    assert trainer.model.base_model.model.config.num_hidden_layers == 2  # the LoRA-wrapped assistant is trained
     flat_before = float(L.uniform_kl_loss(trainer.model(**PairedCollator(tok).pad(
         [dict(r) for r in tokenize_rows(tok, retain.to_list()[:16], 256)])).logits.detach(),
         PairedCollator(tok).pad([dict(r) for r in tokenize_rows(tok, retain.to_list()[:16], 256)])["labels"]))
@@ -102,7 +102,7 @@ def test_uld_run_folder_loads_back_generates_and_evaluates(tiny_zoo, tmp_path):
     assert run["method"] == "ULD" and run["config"]["retain_loss"] == "uniform"
     model, tok = load_model(str(out))
     assert isinstance(model, LogitDifferenceModel)
-    assert model.config.weight == pytest.approx(-0.8) and model.assistant.config.num_hidden_layers == 1
+    assert model.config.weight == pytest.approx(-0.8) and model.assistant.config.num_hidden_layers == 2
     target, _ = tiny_zoo.load("target")
     for key, value in model.target.state_dict().items():
         torch.testing.assert_close(value, target.state_dict()[key], msg=key)
@@ -113,6 +113,11 @@ def test_uld_run_folder_loads_back_generates_and_evaluates(tiny_zoo, tmp_path):
         with torch.no_grad():
             ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
     assert ids[len(prompt[0]):] == greedy
+    # batched (left-padded) generation gives each row what it gets alone
+    prompts = [tok("Where?")["input_ids"], tok(tiny_zoo.splits["forget"][0]["question"])["input_ids"]]
+    assert len(prompts[0]) < len(prompts[1])
+    batched = generate_batch(model, prompts, tok.pad_token_id, tok.eos_token_id, 8)
+    assert batched == [generate_batch(model, [p], tok.pad_token_id, tok.eos_token_id, 8)[0] for p in prompts]
     report = evaluate_model(str(out), world_config=tiny_zoo.config)
     assert 0 <= report.aggregates["forget_rouge"] <= 1 and report.aggregates["model_utility"] > 0
 

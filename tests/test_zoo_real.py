@@ -187,3 +187,42 @@ def test_rwku_probes_are_what_the_real_model_knows(smol):
     a = report.aggregates
     assert a["forget_rouge"] == 1.0 and a["neighbor_rouge"] == 1.0 and a["utility_rouge"] == 1.0, a
     assert 0 < a["forget_prob"] < 1 and len(report.per_example["forget"]["generation"]) >= 5
+
+
+@needs_wheel
+@pytest.mark.slow
+def test_whp_teacher_on_the_real_model_does_not_know_the_swapped_entity(smol, tmp_path):
+    """WHP on the real stage: the counterfactual teacher (the model on 'the capital of Genovia') does not put the
+    true answer where the model does, and two LoRA steps towards it change the adapter."""
+    from peft import LoraConfig
+
+    from hfcl.unlearn import UnlearningConfig, UnlearningTrainer
+    from hfcl.unlearn.data import tokenize_rows
+
+    folder, _, _, _ = smol
+    model, tokenizer = load_model(str(folder))
+    forget = [{**row, "country": row["question"].split()[-1].rstrip("?")} for row in FACTS[:2]]  # France, Italy
+    args = UnlearningConfig(output_dir=str(tmp_path / "out"), method="WHP", whp_entity_field="country",
+                            whp_names=["Genovia", "Freedonia", "Latveria"], per_device_train_batch_size=2,
+                            max_steps=2, max_length=48, learning_rate=1e-3, report_to="none", disable_tqdm=True,
+                            use_cpu=True, seed=0, save_strategy="no", logging_steps=1)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], layers_to_transform=[28, 29],
+                      task_type="CAUSAL_LM")
+    trainer = UnlearningTrainer(model, args, forget, RETAIN, processing_class=tokenizer, peft_config=lora)
+    t = trainer.teacher.tensors
+    row = tokenize_rows(tokenizer, forget[:1], 48)[0]
+    paris = tokenizer(" Paris", add_special_tokens=False)["input_ids"][0]
+    entries = [k for k in range(int(t["offsets"][0]), int(t["offsets"][1]))
+               if row["input_ids"][int(t["pos"][k]) + 1] == paris]
+    assert entries, "the answer token ' Paris' is aligned with the counterfactual row"
+    k = entries[0]
+    with torch.no_grad():
+        logits = trainer.model(input_ids=torch.tensor([row["input_ids"]])).logits[0, int(t["pos"][k])]
+    model_p = float(torch.softmax(logits.float(), -1)[paris])
+    hit = (t["ids"][k] == paris).nonzero()
+    teacher_p = float(t["logp"][k][hit[0, 0]].exp()) if len(hit) else 0.0
+    assert model_p > 0.5 and teacher_p < 0.5 * model_p, (model_p, teacher_p)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert max((after[n].detach() - before[n]).abs().max().item() for n in before) > 0

@@ -251,7 +251,7 @@ def _base_description(run_dir: RunDir, bases: list[str]) -> str:
 
 
 #: What an unset method option means, shown on the card instead of leaving the row out.
-_UNSET_MEANS = {"whp_counterfactuals": "up to 4 (as many names as there are)", "uld_layers": "a quarter, at least 1"}
+_UNSET_MEANS = {"whp_counterfactuals": "up to 4 (as many names as there are)", "uld_layers": "a quarter, at least 2"}
 
 
 def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:

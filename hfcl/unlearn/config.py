@@ -106,7 +106,7 @@ class UnlearningConfig(TrainingArguments):
     whp_top_k: int = field(default=64, metadata={
         "help": "WHP: tokens kept per teacher distribution (the most likely, renormalised)."})
     uld_layers: int | None = field(default=None, metadata={
-        "help": "ULD: decoder layers of the target copied into the assistant (None = a quarter, at least 1)."})
+        "help": "ULD: decoder layers of the target copied into the assistant (None = a quarter, at least 2)."})
     uld_weight: float = field(default=-0.8, metadata={
         "help": "ULD: weight w of the assistant's logits in z_target + w·z_assistant (the paper's -0.8)."})
     uld_top_filter: float = field(default=1e-2, metadata={

@@ -128,11 +128,11 @@ def run_entry(entry: Entry, seed: int, zoo_name: str, forget_split: str, attacks
                                   save_strategy="no", logging_steps=1000, **dict(entry.options))
         run = recipe_adapter(UnlearnRunArgs(), config)
         trainer = UnlearningTrainer(model, config, splits["forget"], splits["retain"], processing_class=tokenizer,
-                                    peft_config=lora_config(run) if run.lora else None,
-                                    holdout_dataset=splits["holdout"] if config.early_stop_steps else None)
+                                    peft_config=lora_config(run, config.method) if run.lora else None,
+                                    holdout_dataset=splits["holdout"])  # the stop rule's, WHP's names
         quiet_console(trainer)
         trainer.train()
-        model, steps = trainer.model, trainer.state.global_step
+        model, steps = trainer.unlearned_model(), trainer.state.global_step  # ULD: target + assistant
         if trainer.membership_stop is not None:
             stopped = (trainer.membership_stop.outcome or {}).get("reason", "cap")
     seconds = time.perf_counter() - start

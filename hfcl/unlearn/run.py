@@ -141,9 +141,20 @@ def _needs_holdout(config: UnlearningConfig) -> bool:
     return bool(config.early_stop_steps) or (get_method(config.method).needs_teacher and not config.whp_names)
 
 
-def lora_config(run: UnlearnRunArgs):
+#: ULD's assistant adapter as published (r 16, alpha 32, every linear layer), used unless the LoRA options are given.
+ULD_LORA = {"lora_r": 16, "lora_alpha": 32, "lora_target_modules": "all-linear"}
+
+
+def lora_config(run: UnlearnRunArgs, method: str | None = None):
+    """The run's LoRA config; for ULD the paper's adapter unless --lora_r/--lora_alpha/--lora_target_modules were
+    given (on the command line, in the YAML or as keywords that differ from the defaults)."""
     from peft import LoraConfig
 
+    from ..config import given_fields
+
+    if method == "ULD" and not (set(ULD_LORA) & given_fields(run)) and all(
+            getattr(run, k) == f.default for f in dataclasses.fields(run) for k in ULD_LORA if f.name == k):
+        run = dataclasses.replace(run, **ULD_LORA)
     targets = run.lora_target_modules
     targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
     return LoraConfig(r=run.lora_r, lora_alpha=run.lora_alpha, target_modules=targets, lora_dropout=0.0,
@@ -196,7 +207,8 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     config.output_dir = str(work)  # checkpoints (if any) live beside the final directory until it is complete
     try:
         trainer = UnlearningTrainer(model, config, forget, retain, processing_class=tokenizer,
-                                    peft_config=lora_config(run) if run.lora else None, holdout_dataset=holdout)
+                                    peft_config=lora_config(run, config.method) if run.lora else None,
+                                    holdout_dataset=holdout)
         quiet_console(trainer)  # a progress bar, not {'loss': ...} / {'train_runtime': ...} dicts
         result = trainer.train(resume_from_checkpoint=resume)
     except BaseException:
@@ -470,7 +482,8 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
                         f"'holdout' split (rows never trained on); splits has {sorted(splits)}.")
     holdout = splits.get("holdout") if _needs_holdout(config) else None
     trainer = UnlearningTrainer(model, config, splits["forget"], splits["retain"], processing_class=tokenizer,
-                                peft_config=lora_config(run) if run.lora else None, holdout_dataset=holdout)
+                                peft_config=lora_config(run, config.method) if run.lora else None,
+                                    holdout_dataset=holdout)
     quiet_console(trainer)
     result = trainer.train()
     record = run_record(run, config, trainer, splits["forget"], splits["retain"], run.model, time.time() - start,
