@@ -40,7 +40,8 @@ def run(method: str, zoo, splits) -> dict:
     seconds = time.perf_counter() - start
     a = evaluate_model((trainer.unlearned_model(), tok), world_config=zoo, distributed=False).aggregates
     return {"method": method, "steps": trainer.state.global_step, "seconds": round(seconds, 2),
-            "setup_seconds": round(setup, 2), "seconds_per_step": round((seconds - setup) / trainer.state.global_step, 4),
+            "setup_seconds": round(setup, 2),
+            "seconds_per_step": round((seconds - setup) / trainer.state.global_step, 4),
             "trainable": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
             "target_layers": model.config.num_hidden_layers,
             "assistant_layers": (trainer.unlearned_model().assistant.config.num_hidden_layers if method == "ULD"
@@ -88,8 +89,9 @@ def main(argv=None) -> int:
     if "ULD" in by and "NPO" in by:
         u, n = by["ULD"], by["NPO"]
         text = (f"ULD {u['seconds']:.1f} s vs NPO {n['seconds']:.1f} s in all ({u['seconds'] / n['seconds']:.2f}x "
-                f"NPO's time, {u['steps']} vs {n['steps']} steps); per step {u['seconds_per_step'] / n['seconds_per_step']:.2f}x "
-                f"NPO's (assistant of {u['assistant_layers']} of {u['target_layers']} layers)")
+                f"NPO's time, {u['steps']} vs {n['steps']} steps); per step "
+                f"{u['seconds_per_step'] / n['seconds_per_step']:.2f}x NPO's (assistant of {u['assistant_layers']} "
+                f"of {u['target_layers']} layers)")
         print("ULD vs NPO:", text)
         record.add("ULD vs NPO training time (demo recipes, same run; the paper: > 3x less)", text, timed=True,
                    order=19, time_ratio=round(u["seconds"] / n["seconds"], 2),

@@ -146,7 +146,19 @@ LEADERBOARD = RESULTS_DIR / "leaderboard" / "leaderboard.md"
 EXTRA_SECTIONS = {  # marker name -> what fills it
     "leaderboard": lambda: render_leaderboard(LEADERBOARD),
     "preset-table": lambda: render_presets(),
+    "methods-table": lambda: render_methods(),
 }
+
+
+def render_methods() -> str:
+    """Every registered unlearning method with its description, default retain term and presets (the registry)."""
+    sys.path.insert(0, str(ROOT))
+    from hfcl.unlearn.methods import METHODS
+
+    lines = ["| `--method` | what it does | retain term (`auto`) | presets |", "|---|---|---|---|"]
+    for method in METHODS.values():
+        lines.append(f"| {method.name} | {method.description} | {method.retain} | {', '.join(method.presets)} |")
+    return "\n".join(lines) + "\n"
 
 
 def render_leaderboard(path: Path) -> str:

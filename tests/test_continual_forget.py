@@ -121,6 +121,13 @@ def test_forget_events_validate_before_training(tiny_zoo, tmp_path):
     bad = TaskStream(tasks=[a, b], forgets=[ForgetEvent(task="a", options={"npo_bta": 0.1})])
     with pytest.raises(ConfigError, match="npo_bta"):
         run_stream(bad, ContinualConfig(output_dir=str(out), **FAST), model, tok)
+    bad = TaskStream(tasks=[a, b], forgets=[ForgetEvent(task="a", method="ULD")])
+    with pytest.raises(ConfigError, match="would not change"):  # ULD leaves the weights alone: refused before work
+        run_stream(bad, ContinualConfig(output_dir=str(out), **FAST), model, tok)
+    bad = TaskStream(tasks=[a, b], forgets=[ForgetEvent(task="a", method="WHP")])
+    with pytest.raises(ConfigError, match="whp_names"):
+        run_stream(bad, ContinualConfig(output_dir=str(out), **FAST), model, tok)
+    assert not out.exists()
     bad = TaskStream(tasks=[a, b], forgets=[ForgetEvent(task="a", method="NOP")])
     with pytest.raises(ConfigError, match="NPO"):
         run_stream(bad, ContinualConfig(output_dir=str(out), **FAST), model, tok)

@@ -15,6 +15,8 @@ from hfcl.unlearn.data import PairedCollator, tokenize_rows
 from hfcl.unlearn.uld import FILTERED_MARGIN, LogitDifferenceModel, build_assistant, logit_difference
 from hfcl.zoo import load_model
 
+pytest_plugins = ["hub_fixtures"]  # the fake Hub for the push round trip
+
 
 def test_logit_difference_formula_filter_and_flat_assistant():
     torch.manual_seed(0)
@@ -76,6 +78,12 @@ def test_uld_forgets_through_the_assistant_and_leaves_the_target_untouched(tiny_
     trainer.train()
     served = trainer.unlearned_model()
     assert isinstance(served, LogitDifferenceModel)
+    trainer.save_unlearned(str(tmp_path / "saved"))
+    tok.save_pretrained(str(tmp_path / "saved"))
+    reloaded, _ = load_model(str(tmp_path / "saved"))
+    ids = tok(forget[0]["question"], return_tensors="pt")
+    with torch.no_grad():  # what is saved is what was trained (assistant LoRA merged in)
+        torch.testing.assert_close(reloaded(**ids).logits, served(**ids).logits)
     for key, value in served.target.state_dict().items():
         torch.testing.assert_close(value, original[key], msg=key)  # the target's weights never change
     retain_rows = PairedCollator(tok).pad([dict(r) for r in tokenize_rows(tok, retain.to_list()[:16], 256)])
@@ -90,16 +98,21 @@ def test_uld_forgets_through_the_assistant_and_leaves_the_target_untouched(tiny_
     assert forget_after < 0.7 * forget_before
 
 
+def _uld_cli_run(tiny_zoo, out):
+    from hfcl.unlearn.cli import main as unlearn_main
+
+    assert unlearn_main(["--model", str(tiny_zoo.path("target")), "--method", "ULD", "--preset", "demo",
+                         "--num_train_epochs", "2", "--output_dir", str(out), "--disable_tqdm", "true"]) == 0
+    return out
+
+
 def test_uld_run_folder_loads_back_generates_and_evaluates(tiny_zoo, tmp_path):
     from hfcl.eval import evaluate_model
     from hfcl.eval.scoring import generate_batch
-    from hfcl.unlearn.cli import main as unlearn_main
-
-    out = tmp_path / "uld"
-    assert unlearn_main(["--model", str(tiny_zoo.path("target")), "--method", "ULD", "--preset", "demo",
-                         "--num_train_epochs", "2", "--output_dir", str(out), "--disable_tqdm", "true"]) == 0
+    out = _uld_cli_run(tiny_zoo, tmp_path / "uld")
     run = json.loads((out / "hfcl_run.json").read_text())
     assert run["method"] == "ULD" and run["config"]["retain_loss"] == "uniform"
+    assert run["config"]["lora_r"] == 16 and run["config"]["lora_alpha"] == 32  # the paper's adapter, recorded
     model, tok = load_model(str(out))
     assert isinstance(model, LogitDifferenceModel)
     assert model.config.weight == pytest.approx(-0.8) and model.assistant.config.num_hidden_layers == 2
@@ -108,6 +121,10 @@ def test_uld_run_folder_loads_back_generates_and_evaluates(tiny_zoo, tmp_path):
         torch.testing.assert_close(value, target.state_dict()[key], msg=key)
     prompt = [tok("What is the capital of the country?")["input_ids"]]
     greedy = generate_batch(model, prompt, tok.pad_token_id, tok.eos_token_id, 8)[0]
+    from hfcl.space.inference import stream_greedy  # the Space's streamed answer: no cache, same tokens
+
+    *_, streamed = stream_greedy(model, tok, prompt[0], max_new_tokens=8)
+    assert streamed == tok.decode(greedy, skip_special_tokens=True).strip()
     ids = list(prompt[0])  # token-by-token argmax of the wrapper's own logits: what greedy generation must give
     for _ in range(len(greedy)):
         with torch.no_grad():
@@ -120,6 +137,23 @@ def test_uld_run_folder_loads_back_generates_and_evaluates(tiny_zoo, tmp_path):
     assert batched == [generate_batch(model, [p], tok.pad_token_id, tok.eos_token_id, 8)[0] for p in prompts]
     report = evaluate_model(str(out), world_config=tiny_zoo.config)
     assert 0 <= report.aggregates["forget_rouge"] <= 1 and report.aggregates["model_utility"] > 0
+    assert "import hfcl.unlearn.uld" in (out / "README.md").read_text()  # the card's usage code loads the wrapper
+
+
+def test_uld_run_folder_pushes_and_loads_back_from_the_hub(tiny_zoo, tmp_path, hub):
+    from transformers import AutoModelForCausalLM
+
+    from hfcl.hub import push_run
+
+    out = _uld_cli_run(tiny_zoo, tmp_path / "uld")
+    repo = f"{hub.user}/uld"
+    push_run(out, repo)
+    pulled = AutoModelForCausalLM.from_pretrained(repo)  # hfcl.unlearn.uld is imported: the class is registered
+    local, tok = load_model(str(out))
+    ids = tok(tiny_zoo.splits["forget"][0]["question"], return_tensors="pt")
+    assert isinstance(pulled, LogitDifferenceModel)
+    with torch.no_grad():
+        torch.testing.assert_close(pulled(**ids).logits, local(**ids).logits)
 
 
 def test_uld_refuses_a_retain_term_it_cannot_use_and_early_stopping(tmp_path):

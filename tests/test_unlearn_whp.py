@@ -40,6 +40,8 @@ def test_entity_swap_is_whole_word_deterministic_and_never_the_own_name():
         counterfactual_rows([{"question": "q", "answer": "a"}], names, 1)
     with pytest.raises(ConfigError, match="whp_names"):
         counterfactual_rows(ROWS, ["Cid Moe"], 2)
+    assert replace_entity("Ana Ruiz", "Ana Ruiz", r"A\1 B") == r"A\1 B"  # the name is text, not a regex template
+    assert UnlearningConfig(output_dir="x", method="WHP", whp_names="Cid Moe").whp_names == ["Cid Moe"]
 
 
 def test_alignment_pairs_shared_answer_tokens_and_skips_the_swapped_name():
@@ -76,7 +78,7 @@ def test_teacher_is_the_models_prediction_on_the_swapped_row(tiny_zoo):
     forget_tok = tokenize_rows(tok, forget, 256)
     cf_tok = [tokenize_rows(tok, c, 256) for c in cf]
     teacher = CounterfactualTeacher(top_k=len(tok))
-    collate = lambda rows: PairedCollator(tok).pad([dict(r) for r in rows])  # noqa: E731
+    collate = PairedCollator(tok).pad_right
     teacher.fill(model, forget_tok, cf_tok, collate, 4, torch.device("cpu"))
     t = teacher.tensors
     assert t["offsets"][-1] == len(t["pos"]) > 0
@@ -89,6 +91,15 @@ def test_teacher_is_the_models_prediction_on_the_swapped_row(tiny_zoo):
     got = torch.zeros_like(expected).scatter_(0, t["ids"][0], t["logp"][0].exp())
     assert int(t["pos"][0]) == t0 - 1
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    # a tokenizer that pads on the left gives the same teacher (positions are the rows' own)
+    side, tok.padding_side = tok.padding_side, "left"
+    try:
+        left = CounterfactualTeacher(top_k=len(tok))
+        left.fill(model, forget_tok, cf_tok, PairedCollator(tok).pad_right, 4, torch.device("cpu"))
+    finally:
+        tok.padding_side = side
+    for key in t:
+        torch.testing.assert_close(left.tensors[key], t[key])
     # fewer kept tokens: renormalised over the top k
     small = CounterfactualTeacher(top_k=5)
     small.fill(model, forget_tok, cf_tok, collate, 4, torch.device("cpu"))

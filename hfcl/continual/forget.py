@@ -39,7 +39,14 @@ def check_forgets(stream: TaskStream, config: ContinualConfig) -> None:
                           "rows would mean unlearning inside every one of them; use another strategy.")
     known = {f.name for f in dataclasses.fields(UnlearningConfig)}
     for event in stream.forgets:
-        get_method(event.method)  # raises ConfigError naming the valid methods
+        method = get_method(event.method)  # raises ConfigError naming the valid methods
+        if method.name == "ULD":
+            raise ConfigError(f"forget event {event.name!r}: ULD leaves the model as it is and serves it with an "
+                              "assistant subtracted, so the stream's model would not change; use a method that edits "
+                              "the weights (NPO, GradDiff, WHP, ...).")
+        if method.needs_teacher and not event.options.get("whp_names"):
+            raise ConfigError(f"forget event {event.name!r}: {method.name} needs names the model never learned; add "
+                              "options: {whp_names: [...]} to the event.")
         unknown = sorted(set(event.options) - known)
         if unknown:
             raise ConfigError(f"forget event {event.name!r}: options {unknown} are not UnlearningConfig fields "

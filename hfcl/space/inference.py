@@ -137,7 +137,8 @@ def stream_greedy(model, tokenizer, ids: Sequence[int], max_new_tokens: int = DE
     eos = tokenizer.eos_token_id
     device = _device(model)
     generated: list[int] = []
-    step_input = torch.tensor([list(ids)], dtype=torch.long, device=device)
+    sequence = list(ids)
+    step_input = torch.tensor([sequence], dtype=torch.long, device=device)
     past = None
     yielded = False
     for _ in range(max_new_tokens):
@@ -148,9 +149,11 @@ def stream_greedy(model, tokenizer, ids: Sequence[int], max_new_tokens: int = DE
         if eos is not None and next_id == eos:
             break
         generated.append(next_id)
+        sequence.append(next_id)
         yielded = True
         yield tokenizer.decode(generated, skip_special_tokens=True).strip()
-        step_input = torch.tensor([[next_id]], dtype=torch.long, device=device)
+        # a model without a KV cache (ULD's target + assistant) reads the whole sequence again
+        step_input = torch.tensor([[next_id]] if past is not None else [sequence], dtype=torch.long, device=device)
     if not yielded:
         yield ""
 

@@ -110,8 +110,8 @@ class UnlearningConfig(TrainingArguments):
     uld_weight: float = field(default=-0.8, metadata={
         "help": "ULD: weight w of the assistant's logits in z_target + w·z_assistant (the paper's -0.8)."})
     uld_top_filter: float = field(default=1e-2, metadata={
-        "help": "ULD: the assistant only changes tokens whose target probability is >= this fraction of the most "
-                "likely one's (0 = every token)."})
+        "help": "ULD: relative top filter: only tokens whose target probability is >= this fraction of the most "
+                "likely one's are kept (the others are removed from the served distribution); 0 keeps every token."})
     # TrainingArguments fields whose defaults differ for unlearning
     early_stop_steps: int = field(default=0, metadata={
         "help": "Stop without a retain model: every N optimizer steps, score forget and holdout rows (data of the "
@@ -159,6 +159,8 @@ class UnlearningConfig(TrainingArguments):
             raise ConfigError(f"soul_rho={self.soul_rho} must be > 0.")
         if self.max_length < 8:
             raise ConfigError(f"max_length={self.max_length} is too small.")
+        if isinstance(self.whp_names, str):  # YAML / keyword 'A,B' rather than a list
+            self.whp_names = [self.whp_names]
         if (self.whp_counterfactuals is not None and self.whp_counterfactuals < 1) or self.whp_top_k < 1:
             raise ConfigError(f"whp_counterfactuals={self.whp_counterfactuals} and whp_top_k={self.whp_top_k} must "
                               "be >= 1.")

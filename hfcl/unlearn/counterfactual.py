@@ -42,7 +42,7 @@ TEACHER_FILE = "counterfactual_teacher.safetensors"
 
 def replace_entity(text: str, entity: str, substitute: str) -> str:
     """``text`` with every whole-word occurrence of ``entity`` replaced by ``substitute``."""
-    return re.sub(rf"(?<!\w){re.escape(entity)}(?!\w)", substitute, text)
+    return re.sub(rf"(?<!\w){re.escape(entity)}(?!\w)", lambda _match: substitute, text)
 
 
 DEFAULT_COUNTERFACTUALS = 4
@@ -175,7 +175,9 @@ class CounterfactualTeacher:
                   metadata=dict(self.fingerprint))
 
     def load(self, folder: str | Path) -> bool:
-        """Read the teacher saved in checkpoint ``folder`` (same forget data and reference model, else an error)."""
+        """Read the teacher saved in checkpoint ``folder``: it must come from the same forget data, counterfactual
+        rows and ``top_k`` (else an error). The model given to a resumed run has already been trained, so the
+        teacher saved before training replaces the one just computed from it."""
         from safetensors import safe_open
 
         path = Path(folder) / TEACHER_FILE

@@ -129,6 +129,15 @@ class PairedCollator:
         self.tokenizer = tokenizer
         self.pad = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
 
+    def pad_right(self, rows) -> dict[str, Any]:
+        """``rows`` (tokenized examples) padded on the right whatever the tokenizer's side: positions stay the
+        rows' own (what the WHP teacher's alignment needs)."""
+        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "right"
+        try:
+            return self.pad([dict(r) for r in rows])
+        finally:
+            self.tokenizer.padding_side = side
+
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = {"index": torch.tensor([it["index"] for it in items], dtype=torch.long)}
         side, self.tokenizer.padding_side = self.tokenizer.padding_side, "right"

@@ -239,7 +239,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("GradDiff", _forget_grad_ascent, formula="L_f = −NLL(forget answers) = mean_t log π(y_t | y_<t, x)",
            card_fields=(), description="Gradient ascent on the forget set (−NLL) + NLL on the retain set.",
            presets=_demo(alpha=2.0, learning_rate=1e-3,
-                         tuned={"alpha": 4.0, "learning_rate": 2e-4, "early_stop_tolerance": 0.05},
+                         tuned={"alpha": 4.0, "learning_rate": 2e-4, "early_stop_tolerance": 0.1},
                          rwku={"learning_rate": 3e-4, "num_train_epochs": 3, "retain_loss": "kl", "alpha": 1.0})),
     Method("NPO", _forget_npo, formula="L_f = −(2/β)·mean log σ(−β·(log π(y|x) − log π_ref(y|x)))",
            card_fields=("beta",), beta=0.1, reference=frozenset({REF_LOGPS}),
@@ -275,16 +275,16 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            presets=_demo(alpha=2.0, tuned={"beta": 0.5, "alpha": 4.0, "learning_rate": 5e-4,
                                            "early_stop_tolerance": 0.0})),
     Method("WHP", _forget_whp,
-           formula="L_f = mean over aligned forget answer tokens of KL(p_teacher ‖ p_θ), p_teacher = the model "
-                   "before unlearning on the row with its entity swapped for whp_counterfactuals never-seen names "
-                   "(averaged, top-k)",
+           formula="L_f = Σ over aligned forget answer tokens of KL(p_teacher ‖ p_θ) / (forget answer tokens), "
+                   "p_teacher = the model before unlearning on the row with its entity swapped for "
+                   "whp_counterfactuals never-seen names (averaged, top-k)",
            card_fields=("whp_counterfactuals", "whp_entity_field", "whp_top_k"), needs_teacher=True,
            description="Who's Harry Potter (causal revisit): fit what the model says about a never-seen entity.",
            presets=_demo(alpha=1.0, learning_rate=2e-3, num_train_epochs=12)),
     Method("ULD", _forget_remember, retain="uniform",
            formula="assistant (the target's first uld_layers layers + LoRA): L = NLL(forget answers) + "
-                   "α·KL(p_a ‖ uniform) on retain answers; served logits z = z_target + uld_weight·z_a (z_a zeroed "
-                   "where log p_target < max + log uld_top_filter)",
+                   "α·KL(p_a ‖ uniform) on retain answers; served logits z = z_target + uld_weight·z_a on the "
+                   "tokens with log p_target >= max + log uld_top_filter, the others removed",
            card_fields=("uld_layers", "uld_weight", "uld_top_filter"),
            description="Unlearning from logit difference: subtract an assistant that remembers only the forget set.",
            # τ 1e-3, not the paper's 1e-2: the embedded target is so sure of its memorised answers (p ~ 0.97) that

@@ -145,16 +145,36 @@ def _needs_holdout(config: UnlearningConfig) -> bool:
 ULD_LORA = {"lora_r": 16, "lora_alpha": 32, "lora_target_modules": "all-linear"}
 
 
-def lora_config(run: UnlearnRunArgs, method: str | None = None):
-    """The run's LoRA config; for ULD the paper's adapter unless --lora_r/--lora_alpha/--lora_target_modules were
-    given (on the command line, in the YAML or as keywords that differ from the defaults)."""
-    from peft import LoraConfig
+def check_whp_run(run: UnlearnRunArgs, config: UnlearningConfig) -> None:
+    """Refuse, before any model is loaded, a WHP run whose rows name no entity or that has no names to swap in."""
+    if run.data_source != "embedded" and not run.forget_file:
+        raise ConfigError(f"--method {config.method} replaces each forget row's entity (the "
+                          f"{config.whp_entity_field!r} column) by a never-seen name, and --data_source "
+                          f"{run.data_source} rows name none: use --forget_file with a column naming each row's "
+                          "entity (--whp_entity_field) and --whp_names.")
+    if run.forget_file and not config.whp_names and not run.holdout_file:
+        raise ConfigError(f"--method {config.method} swaps each forget row's entity ({config.whp_entity_field!r}) for "
+                          "names the model never learned: pass them with --whp_names 'Name A,Name B,...' or give "
+                          "--holdout_file (rows about such entities).")
 
+
+def method_adapter(run: UnlearnRunArgs, method: str | None) -> UnlearnRunArgs:
+    """``run`` with ULD's published adapter (:data:`ULD_LORA`) in every LoRA option the user did not set (on the
+    command line, in the YAML, or as a keyword that differs from the default); other methods: ``run`` itself."""
     from ..config import given_fields
 
-    if method == "ULD" and not (set(ULD_LORA) & given_fields(run)) and all(
-            getattr(run, k) == f.default for f in dataclasses.fields(run) for k in ULD_LORA if f.name == k):
-        run = dataclasses.replace(run, **ULD_LORA)
+    if method != "ULD":
+        return run
+    defaults = {f.name: f.default for f in dataclasses.fields(run)}
+    unset = {k: v for k, v in ULD_LORA.items() if k not in given_fields(run) and getattr(run, k) == defaults[k]}
+    return dataclasses.replace(run, **unset) if unset else run
+
+
+def lora_config(run: UnlearnRunArgs, method: str | None = None):
+    """The run's LoRA config (for ULD, :func:`method_adapter`'s)."""
+    from peft import LoraConfig
+
+    run = method_adapter(run, method)
     targets = run.lora_target_modules
     targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
     return LoraConfig(r=run.lora_r, lora_alpha=run.lora_alpha, target_modules=targets, lora_dropout=0.0,
@@ -174,13 +194,11 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     from .trainer import UnlearningTrainer, quiet_console
 
     config = _run_recipe(run, config, model)
-    run = recipe_adapter(run, config)
+    run = method_adapter(recipe_adapter(run, config), config.method)  # what hfcl_run.json records is what trains
     if run.forget_file and config.early_stop_steps and not run.holdout_file:
         load_holdout(run, None, config)  # the error, before any model is loaded
-    if (run.forget_file or run.data_source == "rwku") and _needs_holdout(config) and not run.holdout_file:
-        raise ConfigError(f"--method {config.method} swaps each forget row's entity ({config.whp_entity_field!r}) for "
-                          "names the model never learned: pass them with --whp_names 'Name A,Name B,...' or give "
-                          "--holdout_file (rows about such entities).")
+    if get_method(config.method).needs_teacher:
+        check_whp_run(run, config)
     check_rwku_run(run, config, model)
     if zoo_config is None and model is None and run.zoo != "default":
         zoo_config = zoo_recipe(run.zoo)
@@ -493,9 +511,10 @@ def demo_unlearn(model, tokenizer, splits, output_dir, overwrite: bool = True, *
     save_run_dir(out, trainer, tokenizer, record, overwrite)
     if is_main_process():
         shutil.rmtree(config.output_dir, ignore_errors=True)
-    trainer.model.eval()
-    return trainer.model
+    model = trainer.unlearned_model()  # ULD: the target + assistant wrapper
+    model.eval()
+    return model
 
 
-__all__ = ["DEMO_SETTINGS", "UnlearnRunArgs", "check_rwku_run", "demo_unlearn", "load_unlearning_data", "lora_config",
+__all__ = ["DEMO_SETTINGS", "UnlearnRunArgs", "check_rwku_run", "check_whp_run", "demo_unlearn", "load_unlearning_data", "lora_config",
            "recipe_adapter", "unlearn"]

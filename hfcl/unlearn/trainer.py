@@ -176,8 +176,8 @@ class UnlearningTrainer(Trainer):
 
             self.teacher = CounterfactualTeacher(args.whp_top_k)
             source = ref_model.to(self.args.device) if ref_model is not None else self.model
-            self.teacher.fill(source, forget_tok, counterfactual_tok, lambda rows: PairedCollator(
-                processing_class).pad([dict(r) for r in rows]), args.per_device_eval_batch_size, self.args.device)
+            self.teacher.fill(source, forget_tok, counterfactual_tok, PairedCollator(processing_class).pad_right,
+                              args.per_device_eval_batch_size, self.args.device)
         self.rmu_control = None
         if self.method.name == "RMU":
             self.rmu_control = L.rmu_control_vector(model.config.hidden_size, args.rmu_steering_coeff, args.seed)
@@ -240,6 +240,14 @@ class UnlearningTrainer(Trainer):
             uses["reference=model"] = (("zero3",), (
                 "the reference is a copy of the trained model, and a ZeRO-3 model cannot be copied (TRL#827); pass "
                 "ref_model=... or use the cached reference (--reference cached)"))
+        if self.method.name == "ULD":
+            uses["method=ULD"] = (("zero3", "fsdp"), (
+                "ULD serves the target and its trained assistant side by side, merged and saved from the main process; "
+                "a sharded assistant would be saved as shards (use DDP or one process)"))
+        if self.method.needs_teacher:
+            uses[f"method={self.method.name}"] = (("zero3", "fsdp"), (
+                "the counterfactual teacher is computed with whole weights before training (use DDP, ZeRO-1/2 or one "
+                "process)"))
         require_engine(engine(self.accelerator), uses)
 
     # ---- loss ----------------------------------------------------------------------------------------------------
@@ -352,8 +360,9 @@ class UnlearningTrainer(Trainer):
         super()._save(output_dir, state_dict)
         if self.reference_mode == "cached" and self.reference.cache and self.args.should_save:
             self.reference.save_cache(Path(output_dir or self.args.output_dir))
-        if self.teacher is not None and self.args.should_save:
-            self.teacher.save(Path(output_dir or self.args.output_dir))
+        folder = Path(output_dir or self.args.output_dir)
+        if self.teacher is not None and self.args.should_save and folder.name.startswith("checkpoint-"):
+            self.teacher.save(folder)  # for resuming only: it is derived forget data, never part of a run folder
 
 
 class QuietProgress(ProgressCallback):

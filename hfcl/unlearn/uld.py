@@ -5,16 +5,29 @@ reversed objectives (remember the forget set, forget the retain set) and is subt
   norm and head (the paper's 8 of 32 layers; here a quarter of the layers, at least 2), trained with a LoRA
   adapter (``UnlearningTrainer`` adds it when none is given: r 16, alpha 32, every linear layer, as in the paper).
 * Its loss is ``NLL(forget answers) + alpha · KL(p_assistant ‖ uniform)`` on retain answers (the paper's
-  ``remember + uniform``, alpha 5); see :func:`hfcl.unlearn.losses.uniform_kl_loss`.
+  ``remember + uniform``, alpha 5; the KL's direction differs, see below):
+  :func:`hfcl.unlearn.losses.uniform_kl_loss`.
 * The unlearned model's logits are ``z = z_target + w · z_assistant`` with ``w = uld_weight`` (-0.8) on the tokens
-  the target finds plausible (log-prob >= its best + log τ, τ = ``uld_top_filter``, 1e-2); the others are filtered
-  out: :func:`logit_difference`.
+  the target finds plausible (log-prob >= its best + log τ, τ = ``uld_top_filter``, default 1e-2); the others are
+  filtered out: :func:`logit_difference`.
 
 :class:`LogitDifferenceModel` is a ``transformers`` model (``AutoModelForCausalLM`` loads a saved run folder back as
 one, so ``generate``, ``hfcl eval``, the Space and ``hfcl push`` accept it). It holds both models; generation
 recomputes the prefix at each token (no KV cache across the two models), which the short answers of the suite keep
-cheap. Where we differ: the paper's code builds the assistant with its own head and initialisation
-(``init_small_llm``, unverified); we copy the target's first layers, head and embeddings.
+cheap.
+
+Where we differ from the paper's code, and why:
+
+* The assistant copies the target's first layers, head and embeddings (the paper's ``init_small_llm``), at least 2
+  layers: on the embedded 2-layer target a 1-layer assistant cannot tell forget authors from retain ones (its forget
+  and retain ROUGE-L fell together, 0.50 / 0.74), so there the assistant is as deep as the target and saves no time
+  per step.
+* The retain term is ``KL(p_a ‖ uniform)``; the paper's code uses ``KL(uniform ‖ p_a)``. Both are 0 exactly at the
+  uniform distribution (what the subtraction needs); ours is the negative entropy plus log V.
+* The relative top filter removes the filtered tokens from the served distribution for scoring and generation alike
+  (so the suite's probabilities describe what is generated). The paper's code keeps the target's logits there when
+  scoring, removes them only when generating, and always keeps at least τ·V tokens; without that floor τ = 1e-2
+  leaves a target that is this sure of its memorised answers unchanged, so the demo preset uses τ = 1e-3.
 """
 
 from __future__ import annotations
@@ -40,9 +53,9 @@ FILTERED_MARGIN = 50.0
 def logit_difference(target_logits: torch.Tensor, assistant_logits: torch.Tensor, weight: float,
                      top_filter: float) -> torch.Tensor:
     """``z_target + weight · z_assistant`` on the tokens the target finds plausible (log-prob >= its maximum +
-    log(top_filter)), the best kept logit minus :data:`FILTERED_MARGIN` on the others (the relative top filter of contrastive decoding and of
-    ULD's code); ``top_filter=0`` keeps every token. An assistant with a flat distribution (the retain objective)
-    shifts every kept logit equally, so it leaves the target's distribution unchanged."""
+    log(top_filter)), the best kept logit minus :data:`FILTERED_MARGIN` on the others (contrastive decoding's
+    relative top filter, for scoring and generation alike); ``top_filter=0`` keeps every token. An assistant with a
+    flat distribution (the retain objective) shifts every kept logit equally: the target's distribution stays."""
     z_t, z_a = target_logits.float(), assistant_logits.float()
     z = z_t + weight * z_a
     if top_filter > 0:
@@ -70,7 +83,7 @@ def build_assistant(target, num_layers: int | None = None):
     cfg.num_hidden_layers = k
     if isinstance(getattr(cfg, "layer_types", None), list):
         cfg.layer_types = cfg.layer_types[:k]
-    assistant = AutoModelForCausalLM.from_config(cfg)
+    assistant = AutoModelForCausalLM.from_config(cfg).to(target.dtype)
     pattern = re.compile(r"(^|\.)layers\.(\d+)\.")
     state = {}
     for name, value in target.state_dict().items():
@@ -121,9 +134,13 @@ class LogitDifferenceModel(PreTrainedModel, GenerationMixin):
         self.assistant = (assistant if assistant is not None
                           else AutoModelForCausalLM.from_config(_sub_config(config.assistant)))
         # the sub-models' own ties (e.g. lm_head = embed_tokens), under their prefixes, so saving and loading keep them
-        self._tied_weights_keys = {f"{prefix}.{k}": f"{prefix}.{v}" for prefix in ("target", "assistant")
-                                   for k, v in (getattr(getattr(self, prefix), "_tied_weights_keys", None) or {}).items()
-                                   if getattr(getattr(self, prefix).config, "tie_word_embeddings", False)}
+        ties = {}
+        for prefix in ("target", "assistant"):
+            sub = getattr(self, prefix)
+            if getattr(sub.config, "tie_word_embeddings", False):
+                ties.update({f"{prefix}.{k}": f"{prefix}.{v}"
+                             for k, v in (getattr(sub, "_tied_weights_keys", None) or {}).items()})
+        self._tied_weights_keys = ties
         self.post_init()
 
     @classmethod
@@ -147,13 +164,17 @@ class LogitDifferenceModel(PreTrainedModel, GenerationMixin):
     def get_input_embeddings(self):
         return self.target.get_input_embeddings()
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, position_ids=None, **kwargs):
+    def forward(self, input_ids=None, attention_mask=None, labels=None, position_ids=None, past_key_values=None,
+                inputs_embeds=None, **kwargs):
+        if past_key_values is not None or inputs_embeds is not None:
+            raise ValueError("LogitDifferenceModel keeps no KV cache and takes token ids: pass the whole sequence as "
+                             "input_ids (it returns past_key_values=None).")
         if position_ids is None and attention_mask is not None:  # left padding (generation): count real tokens only
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
                   "use_cache": False}
         target = self.target(**inputs).logits
-        assistant = self.assistant(**inputs).logits
+        assistant = self.assistant(**inputs).logits.to(target.device)
         logits = logit_difference(target, assistant, self.config.weight, self.config.top_filter)
         loss = None
         if labels is not None:
