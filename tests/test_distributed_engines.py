@@ -105,3 +105,14 @@ def test_salun_declares_one_process_and_ddp_only():
     with pytest.raises(ConfigError, match=r"reference=model cannot run under DeepSpeed ZeRO-3.*TRL#827"):
         check("zero3", salun=None, mode="model")
     check("zero3", salun=None, mode="model", ref_model=object())  # an explicit reference is not a copy
+    from hfcl.unlearn.methods import METHODS
+
+    for name in ("ULD", "WHP"):  # the served wrapper / the teacher need whole weights
+        fake = SimpleNamespace(args=SimpleNamespace(salun_sparsity=None), method=METHODS[name])
+        for kind, refused in (("single", False), ("ddp", False), ("zero3", True), ("fsdp", True)):
+            fake.accelerator = _accelerator(kind)
+            if refused:
+                with pytest.raises(ConfigError, match=f"method={name} cannot run under"):
+                    UnlearningTrainer._check_engine(fake, "none", None)
+            else:
+                UnlearningTrainer._check_engine(fake, "none", None)

@@ -240,12 +240,13 @@ class UnlearningTrainer(Trainer):
             uses["reference=model"] = (("zero3",), (
                 "the reference is a copy of the trained model, and a ZeRO-3 model cannot be copied (TRL#827); pass "
                 "ref_model=... or use the cached reference (--reference cached)"))
-        if self.method.name == "ULD":
+        method = getattr(self, "method", None)
+        if method is not None and method.name == "ULD":
             uses["method=ULD"] = (("zero3", "fsdp"), (
                 "ULD serves the target and its trained assistant side by side, merged and saved from the main process; "
                 "a sharded assistant would be saved as shards (use DDP or one process)"))
-        if self.method.needs_teacher:
-            uses[f"method={self.method.name}"] = (("zero3", "fsdp"), (
+        if method is not None and method.needs_teacher:
+            uses[f"method={method.name}"] = (("zero3", "fsdp"), (
                 "the counterfactual teacher is computed with whole weights before training (use DDP, ZeRO-1/2 or one "
                 "process)"))
         require_engine(engine(self.accelerator), uses)
