@@ -119,32 +119,46 @@ class CounterfactualTeacher:
                             "reference": model_fingerprint(model)}
         was_training = model.training
         model.eval()
-        flat = [(i, c) for i, cs in enumerate(counterfactual_tok) for c in cs]
-        probs: list[dict[int, torch.Tensor]] = [{} for _ in forget_tok]  # row -> position -> summed probabilities
-        counts: list[dict[int, int]] = [{} for _ in forget_tok]
+        flat = [(i, c) for i, cs in enumerate(counterfactual_tok) for c in cs]  # grouped by row, in row order
+        ids, logp, pos, offsets = [], [], [], [0]
+        pending: dict[int, tuple[torch.Tensor, int]] = {}  # position -> (summed probabilities, count), one row
+
+        def finish_rows(up_to: int) -> None:
+            """Turn the averaged distributions of every row before ``up_to`` into top-k entries (frees them)."""
+            while len(offsets) - 1 < up_to:
+                if len(offsets) - 1 == current[0]:
+                    for t in sorted(pending):
+                        total, n = pending[t]
+                        top = torch.topk(total / n, min(self.top_k, total.numel()))
+                        ids.append(top.indices.cpu())
+                        logp.append(torch.log(top.values / top.values.sum()).float().cpu())
+                        pos.append(t)
+                    pending.clear()
+                offsets.append(len(pos))
+
+        current = [-1]
         try:
             for start in range(0, len(flat), batch_size):
                 chunk = flat[start:start + batch_size]
                 batch = {k: v.to(device) for k, v in collate([dict(c) for _, c in chunk]).items()}
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                               use_cache=False).logits.float()
+                               use_cache=False).logits
                 for b, (i, cf) in enumerate(chunk):
+                    if i != current[0]:
+                        finish_rows(i)
+                        current[0] = i
                     row = forget_tok[i]
-                    for t, j in aligned_positions(row["input_ids"], cf["input_ids"], row["labels"]):
-                        p = torch.softmax(logits[b, j - 1], dim=-1).cpu()
-                        probs[i][t - 1] = probs[i].get(t - 1, 0) + p
-                        counts[i][t - 1] = counts[i].get(t - 1, 0) + 1
+                    pairs = aligned_positions(row["input_ids"], cf["input_ids"], row["labels"])
+                    if not pairs:
+                        continue
+                    js = torch.tensor([j - 1 for _, j in pairs], device=logits.device)
+                    probs = torch.softmax(logits[b, js].float(), dim=-1)  # one gather per row, on the device
+                    for (t, _), p in zip(pairs, probs):
+                        total, n = pending.get(t - 1, (0, 0))
+                        pending[t - 1] = (total + p, n + 1)
+            finish_rows(len(forget_tok))
         finally:
             model.train(was_training)
-        ids, logp, pos, offsets = [], [], [], [0]
-        for i in range(len(forget_tok)):
-            for t in sorted(probs[i]):
-                mean = probs[i][t] / counts[i][t]
-                top = torch.topk(mean, min(self.top_k, mean.numel()))
-                ids.append(top.indices)
-                logp.append(torch.log(top.values / top.values.sum()))
-                pos.append(t)
-            offsets.append(len(pos))
         if not pos:
             raise DataError("WHP: no forget answer token could be aligned with a counterfactual row (no row mentions "
                             "its entity in the answer, or the swap changes every answer token); check "
