@@ -88,10 +88,10 @@ CLI_OPTIONS = ["unlearn", "--zoo", "tiny", "--preset", "demo", "--num_train_epoc
                "--report_to", "none", "--disable_tqdm", "true"]
 
 
-def _cli_run(launcher: list[str], out: Path, per_device: int, cwd: Path) -> None:
+def _cli_run(launcher: list[str], out: Path, per_device: int, cwd: Path, extra: tuple[str, ...] = ()) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [*launcher, "-m", "hfcl.cli", *CLI_OPTIONS, "--per_device_train_batch_size", str(per_device),
-           "--output_dir", str(out)]
+           "--output_dir", str(out), *extra]
     proc = subprocess.run(cmd, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -127,6 +127,29 @@ def test_cli_two_processes_write_one_complete_run_equal_to_one_process(tiny_zoo,
     print(f"max |adapter difference| 1x8 vs 2x4: {diff:.3g}")
     assert diff <= CLI_TOLERANCE, f"max |adapter difference| {diff:.3g} between 1x8 and 2x4"
     assert max(float(v.abs().max()) for k, v in a.items() if "lora_B" in k) > 1e-3  # it trained (B starts at 0)
+
+
+@pytest.mark.slow
+def test_cli_two_processes_uld_serves_the_one_process_model(tiny_zoo, tmp_path):
+    """ULD under 2 processes: the assistant trains with DDP, the main process writes one target + assistant folder,
+    and the served model is the 1-process one (2x4 vs 1x8)."""
+    from hfcl.unlearn.uld import LogitDifferenceModel
+    from hfcl.zoo import load_model
+
+    accelerate = Path(sys.executable).with_name("accelerate")
+    extra = ("--method", "ULD", "--num_train_epochs", "2", "--save_strategy", "no")
+    _cli_run([sys.executable], tmp_path / "one", 8, tmp_path, extra)
+    _cli_run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())],
+             tmp_path / "two", 4, tmp_path, extra)
+    (a, tok), (b, _) = load_model(str(tmp_path / "one")), load_model(str(tmp_path / "two"))
+    assert isinstance(a, LogitDifferenceModel) and isinstance(b, LogitDifferenceModel)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    ids = tok(tiny_zoo.splits["forget"][0]["question"], return_tensors="pt")
+    with torch.no_grad():
+        diff = float((a(**ids).logits - b(**ids).logits).abs().max())
+    print(f"max |served logit difference| 1x8 vs 2x4: {diff:.3g}")
+    assert diff <= 1e-4
 
 
 @pytest.mark.slow

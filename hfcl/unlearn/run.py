@@ -141,8 +141,12 @@ def _needs_holdout(config: UnlearningConfig) -> bool:
     return bool(config.early_stop_steps) or (get_method(config.method).needs_teacher and not config.whp_names)
 
 
-#: ULD's assistant adapter as published (r 16, alpha 32, every linear layer), used unless the LoRA options are given.
-ULD_LORA = {"lora_r": 16, "lora_alpha": 32, "lora_target_modules": "all-linear"}
+def _uld_lora() -> dict[str, Any]:
+    """ULD's published assistant adapter (:data:`hfcl.unlearn.uld.ASSISTANT_LORA`) in UnlearnRunArgs' names."""
+    from .uld import ASSISTANT_LORA
+
+    return {"lora_r": ASSISTANT_LORA["r"], "lora_alpha": ASSISTANT_LORA["lora_alpha"],
+            "lora_target_modules": ASSISTANT_LORA["target_modules"]}
 
 
 def check_whp_run(run: UnlearnRunArgs, config: UnlearningConfig) -> None:
@@ -159,14 +163,14 @@ def check_whp_run(run: UnlearnRunArgs, config: UnlearningConfig) -> None:
 
 
 def method_adapter(run: UnlearnRunArgs, method: str | None) -> UnlearnRunArgs:
-    """``run`` with ULD's published adapter (:data:`ULD_LORA`) in every LoRA option the user did not set (on the
+    """``run`` with ULD's published adapter (:func:`_uld_lora`) in every LoRA option the user did not set (on the
     command line, in the YAML, or as a keyword that differs from the default); other methods: ``run`` itself."""
     from ..config import given_fields
 
     if method != "ULD":
         return run
     defaults = {f.name: f.default for f in dataclasses.fields(run)}
-    unset = {k: v for k, v in ULD_LORA.items() if k not in given_fields(run) and getattr(run, k) == defaults[k]}
+    unset = {k: v for k, v in _uld_lora().items() if k not in given_fields(run) and getattr(run, k) == defaults[k]}
     return dataclasses.replace(run, **unset) if unset else run
 
 

@@ -190,8 +190,7 @@ class UnlearningTrainer(Trainer):
     def _uld_assistant(self, model, peft_config, layers: int | None):
         """ULD trains an assistant cut from ``model`` (kept frozen as the served model's target); LoRA r 16, alpha
         32 on every linear layer unless a ``peft_config`` is given, as in the paper."""
-        from .reference import is_peft_model
-        from .uld import build_assistant
+        from .uld import ASSISTANT_LORA, build_assistant
 
         if is_peft_model(model):
             model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
@@ -201,8 +200,7 @@ class UnlearningTrainer(Trainer):
         if peft_config is None:
             from peft import LoraConfig
 
-            peft_config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0,
-                                     task_type="CAUSAL_LM")
+            peft_config = LoraConfig(**ASSISTANT_LORA, lora_dropout=0.0, task_type="CAUSAL_LM")
         return build_assistant(model, layers), peft_config
 
     def unlearned_model(self):
@@ -210,7 +208,6 @@ class UnlearningTrainer(Trainer):
         of the frozen target and the trained assistant (its LoRA merged in)."""
         if self.uld_target is None:
             return self.model
-        from .reference import is_peft_model
         from .uld import LogitDifferenceModel
 
         assistant = copy.deepcopy(self.accelerator.unwrap_model(self.model))

@@ -43,6 +43,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from ..errors import ConfigError
 
 MODEL_TYPE = "hfcl_logit_difference"
+#: The assistant's LoRA adapter as published (r 16, alpha 32, every linear layer).
+ASSISTANT_LORA = {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"}
 
 
 #: A token the relative top filter removes gets the best kept logit minus this: finite, so log-probabilities (and
@@ -207,5 +209,5 @@ def register() -> None:
 
 register()
 
-__all__ = ["LogitDifferenceConfig", "LogitDifferenceModel", "build_assistant", "default_layers", "logit_difference",
+__all__ = ["ASSISTANT_LORA", "LogitDifferenceConfig", "LogitDifferenceModel", "build_assistant", "default_layers", "logit_difference",
            "register"]
