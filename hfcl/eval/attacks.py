@@ -8,6 +8,10 @@
 * **quantize** (Zhang et al., ICLR 2025, "Catastrophic failure of LLM unlearning via quantization"): round-to-nearest
   symmetric per-output-channel quantization of every linear layer's weight (``lm_head`` and embeddings kept), at
   each of ``quantize_bits``; an unlearning update smaller than the quantization step is rounded away.
+* **unguard** (Thaker et al. 2024, "Guardrail baselines for unlearning in LLMs"): score the weights without the
+  inference-time guard (ECO, GuardFilter, GuardPrompt: :meth:`~hfcl.unlearn.guard.GuardedModel.unguarded`). A guard
+  can score like fine-tuning on every output metric while the weights still hold everything; a model whose weights
+  were changed is its own unguarded model (gain 0). Anyone who holds the weights runs them without the guard.
 
 Both report, on the held-out forget rows, the answer probability and the ROUGE-L recall of greedy answers after the
 attack and their gain over the unattacked model on the same rows (``robustness_*`` aggregates; lower is better).
@@ -24,7 +28,7 @@ import torch
 
 from ..errors import ConfigError
 
-ATTACKS = ("relearn", "quantize")
+ATTACKS = ("relearn", "quantize", "unguard")
 
 
 def parse_attacks(spec: str | Sequence[str] | None) -> list[str]:
@@ -60,6 +64,11 @@ def quantize_rtn(weight: torch.Tensor, bits: int) -> torch.Tensor:
     scale = w.abs().amax(dim=1, keepdim=True) / qmax
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     return (torch.clamp(torch.round(w / scale), -qmax, qmax) * scale).to(weight.dtype)
+
+
+def unguarded(model):
+    """The weights behind an inference-time guard (``model.unguarded()``), else ``model`` itself."""
+    return model.unguarded() if hasattr(model, "unguarded") else model
 
 
 def merged_copy(model):
@@ -159,6 +168,8 @@ def run_attacks(model, tokenizer, forget_rows: list[dict[str, Any]], config) -> 
                                                            seed=config.seed)))
     if "quantize" in attacks:
         variants += [(f"quant{b}", lambda b=b: quantized_copy(model, b)) for b in parse_bits(config.quantize_bits)]
+    if "unguard" in attacks:
+        variants.append(("unguard", lambda: unguarded(model)))
     for name, make in variants:
         attacked = make()
         after = _scores(attacked, tokenizer, held, config)
@@ -174,5 +185,5 @@ def run_attacks(model, tokenizer, forget_rows: list[dict[str, Any]], config) -> 
     return aggregates, notes, record
 
 
-__all__ = ["ATTACKS", "merged_copy", "parse_attacks", "parse_bits", "quantize_rtn", "quantized_copy",
+__all__ = ["ATTACKS", "merged_copy", "unguarded", "parse_attacks", "parse_bits", "quantize_rtn", "quantized_copy",
            "relearned_copy", "run_attacks", "split_rows"]

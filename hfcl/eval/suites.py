@@ -55,7 +55,8 @@ class EvalConfig:
 
     attacks: str = field(default="", metadata={
         "help": "Robustness attacks run after the suite, comma-separated: relearn (fine-tune on a part of the "
-                "forget set, score the rest), quantize (round-to-nearest weight quantization at --quantize_bits). "
+                "forget set, score the rest), quantize (round-to-nearest weight quantization at --quantize_bits), "
+                "unguard (the weights without an inference-time guard such as ECO or GuardFilter). "
                 "Adds robustness_* aggregates; empty = none."})
     relearn_fraction: float = field(default=0.2, metadata={
         "help": "Relearning attack: share of the forget rows it fine-tunes on (every k-th row); the rest is scored."})

@@ -385,7 +385,14 @@ def task_rows(report: Mapping[str, Any]) -> list[list[str]] | None:
     return [[f"`{name}`", *(format_value(c[i]) for c in columns)] for i, name in enumerate(names)]
 
 
-def _usage(kind: str, repo_id: str, bases: list[str], embedded_ref: str | None = None, uld: bool = False) -> str:
+#: Run methods whose saved model is one of hfcl's wrappers: the module whose import registers it with transformers.
+_WRAPPER_MODULES = {"ULD": ("hfcl.unlearn.uld", "LogitDifferenceModel"), "ECO": ("hfcl.unlearn.guard", "GuardedModel"),
+                    "GuardFilter": ("hfcl.unlearn.guard", "GuardedModel"),
+                    "GuardPrompt": ("hfcl.unlearn.guard", "GuardedModel")}
+
+
+def _usage(kind: str, repo_id: str, bases: list[str], embedded_ref: str | None = None, method: str | None = None,
+           ) -> str:
     """The card's "how to use" code; an adapter on an embedded or real zoo model loads that base by its
     ``hfcl:<stage>@<hash>`` name (``embedded_ref``; the stage name alone when no hash is known)."""
     chat = ('messages = [{"role": "user", "content": "Where was the author born?"}]\n'
@@ -393,8 +400,9 @@ def _usage(kind: str, repo_id: str, bases: list[str], embedded_ref: str | None =
             'return_dict=True)\n'
             'output = model.generate(**inputs, max_new_tokens=64)\n'
             'print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))')
-    if kind == "model" and uld:  # the target + assistant wrapper: its classes register with transformers on import
-        return ("import hfcl.unlearn.uld  # registers LogitDifferenceModel with AutoModelForCausalLM\n"
+    if kind == "model" and method in _WRAPPER_MODULES:  # a wrapper: its classes register with transformers on import
+        module, cls = _WRAPPER_MODULES[method]
+        return (f"import {module}  # registers {cls} with AutoModelForCausalLM\n"
                 "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
                 f'model = AutoModelForCausalLM.from_pretrained("{repo_id}")\n'
                 f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n' + chat)
@@ -555,7 +563,7 @@ def render_model_card(run_dir: RunDir, repo_id: str, *, report: Any = None,
         sources=_sources(run), results=results_section(report, comparisons),
         plots=[{"path": p, "title": Path(p).stem.replace("_", " ")} for p in plot_paths],
         usage_code=_usage(run_dir.kind, repo_id, bases, None if bases else embedded_base(run_dir),
-                          uld=(run_dir.run or {}).get("method") == "ULD"), limitations=_limitations(run_dir, report),
+                          method=(run_dir.run or {}).get("method")), limitations=_limitations(run_dir, report),
         provenance=_provenance(run_dir, report), hfcl_version=__version__,
         has_run_record=bool(run), has_report=bool(report),
     )

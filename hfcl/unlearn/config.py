@@ -112,6 +112,19 @@ class UnlearningConfig(TrainingArguments):
     uld_top_filter: float = field(default=1e-2, metadata={
         "help": "ULD: relative top filter: only tokens whose target probability is >= this fraction of the most "
                 "likely one's are kept (the others are removed from the served distribution); 0 keeps every token."})
+    eco_sigma: float | None = field(default=None, metadata={
+        "help": "ECO: noise scale σ added to flagged prompts' embeddings (None = fitted by the zeroth-order search)."})
+    eco_target: float | None = field(default=None, metadata={
+        "help": "ECO: the forget set's mean answer probability the σ search aims at (None = the holdout rows', "
+                "data of the same kind the model never saw)."})
+    eco_dims: int = field(default=0, metadata={
+        "help": "ECO: corrupt only the first N embedding dimensions (0 = all; the paper's code also offers 1)."})
+    guard_threshold: float | None = field(default=None, metadata={
+        "help": "ECO/GuardFilter: the prompt classifier's decision threshold on its logit (None = the one that "
+                "maximises TPR - FPR on out-of-fold predictions)."})
+    guard_instruction: str | None = field(default=None, metadata={
+        "help": "GuardPrompt: the system instruction put before every prompt (None = 'You know nothing about "
+                "<the forget rows' entities>...', the entities from --whp_entity_field)."})
     # TrainingArguments fields whose defaults differ for unlearning
     early_stop_steps: int = field(default=0, metadata={
         "help": "Stop without a retain model: every N optimizer steps, score forget and holdout rows (data of the "
@@ -170,6 +183,15 @@ class UnlearningConfig(TrainingArguments):
         if method.name == "ULD" and self.early_stop_steps:
             raise ConfigError("early_stop_steps scores the model being trained, which for ULD is the assistant, not "
                               "the served model; run ULD for a fixed number of epochs (--early_stop_steps 0).")
+        if self.eco_sigma is not None and not self.eco_sigma > 0:
+            raise ConfigError(f"eco_sigma={self.eco_sigma} must be > 0 (or unset, to search it).")
+        if self.eco_target is not None and not 0 < self.eco_target < 1:
+            raise ConfigError(f"eco_target={self.eco_target} must be an answer probability in (0, 1).")
+        if self.eco_dims < 0:
+            raise ConfigError(f"eco_dims={self.eco_dims} must be >= 0 (0 = every dimension).")
+        if method.guard and (self.early_stop_steps or self.salun_sparsity or self.soul):
+            raise ConfigError(f"{method.name} trains no weights (an inference-time guard): early_stop_steps, "
+                              "salun_sparsity and soul do not apply; unset them.")
         if self.idk_answers is not None and not self.idk_answers:
             raise ConfigError("idk_answers is empty; give at least one refusal answer or leave it unset.")
 

@@ -35,6 +35,7 @@ class Method:
     reference: frozenset = field(default_factory=frozenset)  # of REF_* the forget term needs
     needs_idk: bool = False
     needs_teacher: bool = False  # WHP: counterfactual teacher distributions computed before training
+    guard: bool = False  # inference-time (ECO, GuardFilter, GuardPrompt): nothing is trained, a guard is fitted
     description: str = ""
     # Named hyperparameter recipes of this method (``--preset NAME``): UnlearningConfig field -> value. A recipe only
     # names fields this method reads, so one method's recipe never changes another's hyperparameters.
@@ -169,6 +170,11 @@ def _forget_remember(s: Step) -> torch.Tensor:
     return L.nll_loss(s.logits("forget"), s.batch("forget")["labels"], s.tokens("forget"))
 
 
+def _no_training(s: Step) -> torch.Tensor:
+    raise ConfigError(f"{s.method.name} trains no weights (an inference-time guard is fitted by train()); it has no "
+                      "loss.")
+
+
 def _forget_wga(s: Step) -> torch.Tensor:
     return L.wga_loss(s.logits("forget"), s.batch("forget")["labels"], s.beta, s.tokens("forget"))
 
@@ -290,6 +296,27 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            # τ 1e-3, not the paper's 1e-2: the embedded target is so sure of its memorised answers (p ~ 0.97) that
            # at 1e-2 only the answer token itself passes the filter and nothing can change (forget ROUGE-L 0.97 -> 0.86)
            presets=_demo(alpha=5.0, learning_rate=2e-3, num_train_epochs=40, uld_top_filter=1e-3)),
+    # Inference-time guards (hfcl.unlearn.guard): the weights stay the target's; nothing is trained, so their
+    # recipes only set the guard's own options (the defaults are the recipe).
+    Method("ECO", _no_training, retain="none", guard=True,
+           formula="classifier c(x) = logistic regression on hashed token n-grams of the prompt (forget vs retain, "
+                   "threshold max TPR − FPR out of fold); if c flags x: e(x_i) += σ·ε_i on the prompt tokens, σ "
+                   "fitted by zeroth-order search so the forget set's mean answer probability reaches the holdout's",
+           card_fields=("eco_sigma", "eco_target", "eco_dims", "guard_threshold"),
+           description="Embedding-corrupted prompts: noise on the embeddings of prompts a classifier flags.",
+           presets={"demo": MappingProxyType({})}),
+    Method("GuardFilter", _no_training, retain="none", guard=True,
+           formula="the ECO prompt classifier c(x); if c flags x the answer is the refusal (first idk_answers "
+                   "entry), else the target's",
+           card_fields=("guard_threshold", "idk_answers"),
+           description="Guardrail baseline: an input filter answering flagged prompts with a refusal.",
+           presets={"demo": MappingProxyType({})}),
+    Method("GuardPrompt", _no_training, retain="none", guard=True,
+           formula="every prompt is preceded by a system instruction not to reveal anything about the forget "
+                   "entities (guard_instruction, default: names from whp_entity_field)",
+           card_fields=("guard_instruction", "whp_entity_field"),
+           description="Guardrail baseline: a system-prompt instruction to know nothing about the forget entities.",
+           presets={"demo": MappingProxyType({})}),
 ]}
 
 

@@ -126,6 +126,12 @@ def load_holdout(run: UnlearnRunArgs, world_config=None, config: UnlearningConfi
 
     if run.holdout_file:
         return _load_file(run.holdout_file)
+    if (run.forget_file or run.data_source == "rwku") and config is not None and get_method(config.method).name == "ECO" \
+            and not config.early_stop_steps:
+        given = "--forget_file" if run.forget_file else "--data_source rwku"
+        raise ConfigError(f"ECO with {given} fits σ so the forget rows' answer probability reaches that of holdout "
+                          "rows (the same kind of data, never seen by the model): pass --holdout_file, or "
+                          "--eco_target PROB / --eco_sigma SIGMA.")
     if run.forget_file or run.data_source == "rwku":
         steps = config.early_stop_steps if config is not None else "N"
         why = " (the preset sets it)" if "early_stop_steps" in getattr(config, "preset_values", {}) else ""
@@ -137,8 +143,11 @@ def load_holdout(run: UnlearnRunArgs, world_config=None, config: UnlearningConfi
 
 
 def _needs_holdout(config: UnlearningConfig) -> bool:
-    """Early stopping scores holdout rows; WHP takes its counterfactual names from them unless --whp_names is given."""
-    return bool(config.early_stop_steps) or (get_method(config.method).needs_teacher and not config.whp_names)
+    """Early stopping scores holdout rows; WHP takes its counterfactual names from them unless --whp_names is given;
+    ECO's σ search aims at their answer probability unless --eco_target or --eco_sigma is given."""
+    method = get_method(config.method)
+    return (bool(config.early_stop_steps) or (method.needs_teacher and not config.whp_names)
+            or (method.name == "ECO" and config.eco_target is None and config.eco_sigma is None))
 
 
 def _uld_lora() -> dict[str, Any]:
@@ -175,9 +184,12 @@ def method_adapter(run: UnlearnRunArgs, method: str | None) -> UnlearnRunArgs:
 
 
 def lora_config(run: UnlearnRunArgs, method: str | None = None):
-    """The run's LoRA config (for ULD, :func:`method_adapter`'s)."""
+    """The run's LoRA config (for ULD, :func:`method_adapter`'s; None for an inference-time guard, which trains
+    no weights)."""
     from peft import LoraConfig
 
+    if method is not None and get_method(method).guard:
+        return None
     run = method_adapter(run, method)
     targets = run.lora_target_modules
     targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
@@ -199,7 +211,7 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
 
     config = _run_recipe(run, config, model)
     run = method_adapter(recipe_adapter(run, config), config.method)  # what hfcl_run.json records is what trains
-    if run.forget_file and config.early_stop_steps and not run.holdout_file:
+    if run.forget_file and _needs_holdout(config) and not run.holdout_file and not get_method(config.method).needs_teacher:
         load_holdout(run, None, config)  # the error, before any model is loaded
     if get_method(config.method).needs_teacher:
         check_whp_run(run, config)
@@ -242,6 +254,8 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     record = run_record(run, config, trainer, forget, retain, model_dir, time.time() - start, result.training_loss)
     record["forget_check"] = _report_objective(before, after, config.method)
     record["log_history"] = trainer.state.log_history
+    if trainer.guard_record is not None:
+        record["guard"] = trainer.guard_record
     if trainer.membership_stop is not None:
         record["early_stop"] = trainer.membership_stop.summary()
         _report_stop(record["early_stop"], config)
@@ -276,7 +290,7 @@ def _run_recipe(run: UnlearnRunArgs, config: UnlearningConfig, model) -> Unlearn
     explicit = explicit_options(config)
     lr_given = "learning_rate" in explicit if explicit is not None else config.learning_rate != default_lr
     if (config.preset is None and model is None and _is_embedded(run.model)
-            and not lr_given and "demo" in get_method(config.method).presets):
+            and not lr_given and get_method(config.method).presets.get("demo")):
         config = (rebuild(config, explicit, preset="demo") if explicit is not None
                   else dataclasses.replace(config, preset="demo"))
         logger.warning("No --preset or --learning_rate given for the embedded model %r: using %s's demo recipe "

@@ -100,6 +100,13 @@ class UnlearningTrainer(Trainer):
             raise ConfigError("early_stop_steps needs holdout rows (the same kind of data, never trained on): pass "
                               "holdout_dataset=... (CLI: the embedded holdout split, or --holdout_file).")
         self.uld_target = None
+        self.guarded, self.guard_record = None, None  # ECO / GuardFilter / GuardPrompt: fitted by train()
+        if self.method.guard:
+            if peft_config is not None:
+                raise ConfigError(f"{self.method.name} is an inference-time guard and trains no weights: pass no "
+                                  "peft_config (CLI: it ignores --lora).")
+            self._guard_rows = (forget_rows, retain_rows,
+                                [dict(r) for r in holdout_dataset] if holdout_dataset is not None else None)
         if self.method.name == "ULD":
             model, peft_config = self._uld_assistant(model, peft_config, args.uld_layers)
         if peft_config is not None:
@@ -203,9 +210,31 @@ class UnlearningTrainer(Trainer):
             peft_config = LoraConfig(**ASSISTANT_LORA, lora_dropout=0.0, task_type="CAUSAL_LM")
         return build_assistant(model, layers), peft_config
 
+    def _fit_guard(self):
+        """An inference-time guard's "training": fit it around the unchanged model (no optimizer steps)."""
+        import time
+
+        from transformers.trainer_utils import TrainOutput
+
+        from .guard import fit_guard
+
+        started = time.perf_counter()
+        base = self.accelerator.unwrap_model(self.model)
+        self.guarded, self.guard_record = fit_guard(base, self.processing_class, self.method.name,
+                                                    *self._guard_rows, self.args)
+        seconds = round(time.perf_counter() - started, 3)
+        self.guard_record["fit_seconds"] = seconds
+        self.state.log_history.append({"step": 0, "guard_fit_seconds": seconds})
+        return TrainOutput(0, 0.0, {"train_runtime": seconds})
+
     def unlearned_model(self):
-        """The model unlearning produced: ``self.model``, or for ULD the :class:`~hfcl.unlearn.uld.LogitDifferenceModel`
-        of the frozen target and the trained assistant (its LoRA merged in)."""
+        """The model unlearning produced: ``self.model``, for ULD the :class:`~hfcl.unlearn.uld.LogitDifferenceModel`
+        of the frozen target and the trained assistant (its LoRA merged in), for a guard its
+        :class:`~hfcl.unlearn.guard.GuardedModel` (after ``train()``)."""
+        if self.method.guard:
+            if self.guarded is None:
+                raise TrainingError(f"{self.method.name}: call train() first (it fits the guard).")
+            return self.guarded
         if self.uld_target is None:
             return self.model
         from .uld import LogitDifferenceModel
@@ -219,7 +248,7 @@ class UnlearningTrainer(Trainer):
 
     def save_unlearned(self, folder: str) -> None:
         """Save :meth:`unlearned_model` to ``folder`` (collectively under several processes; ULD: main only)."""
-        if self.uld_target is None:
+        if self.uld_target is None and not self.method.guard:
             self.save_model(folder)
         elif self.args.should_save:
             self.unlearned_model().save_pretrained(folder)
@@ -338,7 +367,10 @@ class UnlearningTrainer(Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any):
         """``Trainer.train``; on resume the cached reference log-probs are read back from the checkpoint (after
-        checking its fingerprint of the forget data and reference model) instead of being trusted to the model."""
+        checking its fingerprint of the forget data and reference model) instead of being trusted to the model.
+        An inference-time guard (ECO, GuardFilter, GuardPrompt) is fitted instead, with no optimizer step."""
+        if self.method.guard:
+            return self._fit_guard()
         if resume_from_checkpoint is True:
             from transformers.trainer_utils import get_last_checkpoint
 

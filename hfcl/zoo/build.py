@@ -278,13 +278,16 @@ def load_model(name_or_path: str = "target", config: ZooConfig | None = None, fo
 
     Stage names (``base``, ``base-v2``, ``target``, ``retain``) win over a folder of the same name; write
     ``./target`` for the folder. A PEFT adapter folder loads its base model, then the adapter; a ULD run folder
-    loads as its :class:`~hfcl.unlearn.uld.LogitDifferenceModel`.
+    loads as its :class:`~hfcl.unlearn.uld.LogitDifferenceModel`, an ECO/GuardFilter/GuardPrompt one as its
+    :class:`~hfcl.unlearn.guard.GuardedModel`.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ..unlearn.guard import register as register_guard
     from ..unlearn.uld import register
 
     register()
+    register_guard()
 
     path = resolve(name_or_path, config, forget_split)
     path = _hub_adapter_snapshot(path, kwargs.get("revision")) or path

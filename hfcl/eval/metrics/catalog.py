@@ -109,7 +109,9 @@ def _register_all() -> None:
     # robustness attacks (hfcl.eval.attacks), on the forget rows the relearning attack did not see
     attacks = (("relearn", "after the relearning attack (fine-tuned on the other forget rows)"),
                ("quant8", "after 8-bit round-to-nearest weight quantization"),
-               ("quant4", "after 4-bit round-to-nearest weight quantization"))
+               ("quant4", "after 4-bit round-to-nearest weight quantization"),
+               ("unguard", "of the weights without the inference-time guard (ECO, GuardFilter, GuardPrompt; a model "
+                           "whose weights changed is its own unguarded model)"))
     for attack, how in attacks:
         for key, what in (("prob", "answer probability"), ("rouge", "ROUGE-L recall of greedy answers")):
             r(Metric(f"robustness_{attack}_forget_{key}", f"Forget {what} {how}; what an attacker recovers.",
