@@ -18,7 +18,8 @@ CONFIG_FIELDS = {f.name for f in dataclasses.fields(UnlearningConfig)}
 def run_dir_for(method, tmp_path) -> RunDir:
     """The run directory ``hfcl unlearn`` writes (its ``hfcl_run.json`` config is the real ``UnlearningConfig``)."""
     extra = {"idk_answers": ["I don't know."]} if method.needs_idk else {}
-    config = UnlearningConfig(output_dir=str(tmp_path / method.name), method=method.name, salun_sparsity=0.25,
+    config = UnlearningConfig(output_dir=str(tmp_path / method.name), method=method.name,
+                              salun_sparsity=None if method.guard else 0.25,
                               rmu_layer=1 if method.name == "RMU" else None, report_to="none", **extra)
     settings = {k: v for k, v in config.to_dict().items() if not k.startswith("_")}
     settings["retain_loss"] = config.retain_kind
@@ -35,6 +36,11 @@ def test_every_method_card_has_its_text_formula_and_hyperparameters(name, tmp_pa
     assert set(method.card_fields) <= CONFIG_FIELDS, f"{name}: card_fields must be UnlearningConfig fields"
     text = str(render_model_card(run_dir_for(method, tmp_path), f"someone/{name.lower()}"))
     assert method.description in text and "stale text" not in text
+    if method.guard:  # nothing trained: the guard's formula and settings, no loss, no training rows
+        assert f"Objective: `no weights trained (an inference-time guard around the base model): {method.formula}`" in text
+        rows = {line.split("|")[1].strip(" `") for line in text.splitlines() if line.startswith("| `")}
+        assert {"method", *method.card_fields} <= rows and not rows & {"learning_rate", "alpha", "salun_sparsity"}
+        return
     total = "L = γ·L_f" if method.retain == "none" else "L = γ·L_f + α·L_r"
     assert f"Objective: `{total} with {method.formula}; " in text
     assert ("no retain term" in text) == (method.retain == "none")

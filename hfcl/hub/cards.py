@@ -251,7 +251,19 @@ def _base_description(run_dir: RunDir, bases: list[str]) -> str:
 
 
 #: What an unset method option means, shown on the card instead of leaving the row out.
-_UNSET_MEANS = {"whp_counterfactuals": "up to 4 (as many names as there are)", "uld_layers": "a quarter, at least 2"}
+_UNSET_MEANS = {"whp_counterfactuals": "up to 4 (as many names as there are)", "uld_layers": "a quarter, at least 2",
+                "eco_sigma": "searched", "eco_target": "the holdout rows' answer probability",
+                "guard_threshold": "max TPR - FPR out of fold", "guard_instruction": "names the forget entities",
+                "idk_answers": "built-in refusals"}
+
+
+def _fitted_guard(guard: Mapping[str, Any]) -> dict[str, Any]:
+    """What a guard run fitted (``hfcl_run.json``'s ``guard``), as the card fields it fills in."""
+    eco, classifier = guard.get("eco") or {}, guard.get("classifier") or {}
+    values = {"eco_sigma": eco.get("sigma"), "eco_target": eco.get("target_answer_prob"),
+              "guard_threshold": classifier.get("threshold"), "guard_instruction": guard.get("instruction"),
+              "idk_answers": [guard["refusal"]] if guard.get("refusal") else None}
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items() if v is not None}
 
 
 def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:
@@ -263,13 +275,18 @@ def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:
             config[key] = run_dir.run[key]
     method = unlearning_method(run_dir.run.get("method") or config.get("method"))
     keys: tuple[str, ...] = _HYPERPARAMETERS
-    if method is not None:
+    if method is not None and method.guard:  # nothing trained: the guard's own settings only
+        keys = ("method", *method.card_fields, "forget_split", "seed")
+        config["method"] = method.name
+        config.update(_fitted_guard(run_dir.run.get("guard") or {}))
+    elif method is not None:
         keys = (*COMMON_HYPERPARAMETERS, *method.card_fields, *TRAINING_HYPERPARAMETERS)
         config["method"] = method.name
         if config.get("gamma") is None:
             config["gamma"] = method.gamma
         if "beta" in method.card_fields and config.get("beta") is None:
             config["beta"] = method.beta
+    if method is not None:
         for key, meaning in _UNSET_MEANS.items():
             if key in method.card_fields and config.get(key) is None:
                 config[key] = meaning
@@ -293,6 +310,9 @@ def _method(run_dir: RunDir) -> dict[str, str]:
     formula = ""
     if method is not None:
         name, description = method.name, method.description
+        if method.guard:
+            return {"name": name, "description": description, "tag": method.name.lower(),
+                    "formula": f"no weights trained (an inference-time guard around the base model): {method.formula}"}
         retain = (run.get("config") or {}).get("retain_loss")
         retain = method.retain if retain in (None, "auto") else retain
         total = "L = γ·L_f" if retain == "none" else "L = γ·L_f + α·L_r"

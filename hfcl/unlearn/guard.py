@@ -378,28 +378,32 @@ def mean_answer_prob(model, tokenizer, rows: Sequence[dict[str, Any]], batch_siz
 
 
 def search_sigma(score, target: float, start: float, iterations: int = 12, step: float = 0.25,
-                 tolerance: float = 0.01) -> tuple[float, list[dict[str, float]]]:
+                 tolerance: float = 0.01, flat: float = 1e-3) -> tuple[float, list[dict[str, float]]]:
     """Zeroth-order search of σ with ``score(σ) ≈ target``: on u = log σ, a central finite difference
     ``(f(u+h) − f(u−h)) / 2h`` of ``f = score`` gives the slope for a Newton step on ``f(u) − target`` (at most one
-    unit of u, i.e. a factor e, per step). Returns σ and every evaluation."""
-    u, trace = math.log(start), []
+    unit of u, i.e. a factor e, per step). It stops within ``tolerance`` of the target, or where f no longer moves
+    (|slope| < ``flat`` per unit of u: more noise would change nothing, the target is out of reach). Returns the
+    evaluated σ whose score is closest to the target (the smaller σ among near-equals) and every evaluation."""
+    u, trace, centres = math.log(start), [], []
 
     def f(x: float) -> float:
         value = float(score(math.exp(x)))
         trace.append({"sigma": math.exp(x), "score": value})
         return value
 
-    best = None
     for _ in range(iterations):
         value = f(u)
-        if best is None or abs(value - target) < abs(best[1] - target):
-            best = (u, value)
+        centres.append((abs(value - target), u))
         if abs(value - target) <= tolerance:
             break
         slope = (f(u + step) - f(u - step)) / (2 * step)
-        move = -(value - target) / slope if slope < -1e-9 else (1.0 if value > target else -1.0)
+        if abs(slope) < flat:
+            break
+        move = -(value - target) / slope if slope < 0 else (1.0 if value > target else -1.0)
         u += max(-1.0, min(1.0, move))
-    return math.exp(best[0]), trace
+    closest = min(gap for gap, _ in centres)
+    best = min(x for gap, x in centres if gap <= closest + 1e-3)
+    return math.exp(best), trace
 
 
 def entity_instruction(rows: Sequence[dict[str, Any]], field: str) -> str:
