@@ -1,12 +1,16 @@
-"""The literature methods (WHP counterfactual targets, ULD logit difference) next to NPO, side by side in one run.
+"""The literature methods (WHP counterfactual targets, ULD logit difference, the ECO / GuardFilter / GuardPrompt
+inference-time guards) next to NPO, side by side in one run.
 
-    python benchmarks/new_methods.py [--zoo default|tiny] [--methods NPO,WHP,ULD] [--json [PATH]]
+    python benchmarks/new_methods.py [--zoo default|tiny] [--methods NPO,WHP,ULD,ECO,GuardFilter,GuardPrompt]
+                                     [--json [PATH]]
 
 Each method runs its `--preset demo` recipe from the embedded target on forget10 (the CLI's LoRA adapter, r 8 on
 every linear layer; ULD's is on its assistant) and is scored by the TOFU suite. The bar of the literature-methods
 issue: forget ROUGE-L down by at least a third, retain ROUGE-L >= 0.90x the target's. The ULD paper claims > 3x less
 training time than NPO with no utility loss: the ratio of training seconds is printed (the same machine, the same
-run; the demo recipes train for different numbers of epochs, so the per-step cost is printed too).
+run; the demo recipes train for different numbers of epochs, so the per-step cost is printed too). Every model is
+also scored by the unguard attack (`hfcl eval --attacks unguard`): its weights without an inference-time guard, the
+metric Thaker et al. ask for, which separates a guard (its weights still answer) from a weight change.
 """
 
 from __future__ import annotations
@@ -38,10 +42,14 @@ def run(method: str, zoo, splits) -> dict:
     setup = time.perf_counter() - start
     trainer.train()
     seconds = time.perf_counter() - start
-    a = evaluate_model((trainer.unlearned_model(), tok), world_config=zoo, distributed=False).aggregates
-    return {"method": method, "steps": trainer.state.global_step, "seconds": round(seconds, 2),
+    a = evaluate_model((trainer.unlearned_model(), tok), world_config=zoo, distributed=False,
+                       attacks="unguard").aggregates
+    steps = trainer.state.global_step
+    return {"method": method, "steps": steps, "seconds": round(seconds, 2),
             "setup_seconds": round(setup, 2),
-            "seconds_per_step": round((seconds - setup) / trainer.state.global_step, 4),
+            "seconds_per_step": round((seconds - setup) / steps, 4) if steps else None,
+            "unguarded_forget_rouge": a["robustness_unguard_forget_rouge"],
+            "forget_quality": a["forget_quality"], "privleak": a["privleak"],
             "trainable": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
             "target_layers": model.config.num_hidden_layers,
             "assistant_layers": (trainer.unlearned_model().assistant.config.num_hidden_layers if method == "ULD"
@@ -52,7 +60,7 @@ def run(method: str, zoo, splits) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo", default="default", choices=["default", "tiny"])
-    parser.add_argument("--methods", default="NPO,WHP,ULD")
+    parser.add_argument("--methods", default="NPO,WHP,ULD,ECO,GuardFilter,GuardPrompt")
     add_json_flag(parser)
     args = parser.parse_args(argv)
     import torch
@@ -66,22 +74,25 @@ def main(argv=None) -> int:
     splits = load_tofu("forget10", world_config=zoo)
     target = evaluate_model("target", world_config=zoo, distributed=False).aggregates
     rows = [run(m.strip(), zoo, splits) for m in args.methods.split(",") if m.strip()]
-    print(f"{'method':8} {'steps':>5} {'sec':>6} {'s/step':>7} {'trainable':>9} {'forget RL':>10} {'retain RL':>10} "
-          f"{'MU':>6}  bar (forget RL <= 2/3 of target's, retain RL >= 0.90x)")
-    print(f"{'target':8} {'':>5} {'':>6} {'':>7} {'':>9} {target['forget_rouge']:>10.3f} "
-          f"{target['retain_rouge']:>10.3f} {target['model_utility']:>6.3f}")
+    print(f"{'method':11} {'steps':>5} {'sec':>6} {'s/step':>7} {'trainable':>9} {'forget RL':>10} {'retain RL':>10} "
+          f"{'MU':>6} {'unguarded':>9}  bar (forget RL <= 2/3 of target's, retain RL >= 0.90x)")
+    print(f"{'target':11} {'':>5} {'':>6} {'':>7} {'':>9} {target['forget_rouge']:>10.3f} "
+          f"{target['retain_rouge']:>10.3f} {target['model_utility']:>6.3f} {target['forget_rouge']:>9.3f}")
     for r in rows:
         r["forget_ratio"] = r["forget_rouge"] / target["forget_rouge"]
         r["retain_ratio"] = r["retain_rouge"] / target["retain_rouge"]
         r["meets_bar"] = r["forget_ratio"] <= 2 / 3 and r["retain_ratio"] >= 0.9
-        print(f"{r['method']:8} {r['steps']:>5} {r['seconds']:>6.1f} {r['seconds_per_step']:>7.3f} "
+        per_step = f"{r['seconds_per_step']:>7.3f}" if r["seconds_per_step"] is not None else f"{'-':>7}"
+        print(f"{r['method']:11} {r['steps']:>5} {r['seconds']:>6.1f} {per_step} "
               f"{r['trainable']:>9} {r['forget_rouge']:>10.3f} {r['retain_rouge']:>10.3f} {r['model_utility']:>6.3f}"
+              f" {r['unguarded_forget_rouge']:>9.3f}"
               f"  {'meets' if r['meets_bar'] else 'misses'} ({r['forget_ratio']:.2f}x / {r['retain_ratio']:.2f}x)")
     by = {r["method"]: r for r in rows}
     record = BenchRecord("new_methods" + ("_tiny" if args.zoo == "tiny" else ""),
                          "python benchmarks/new_methods.py" + (" --zoo tiny" if args.zoo == "tiny" else ""))
     text = "; ".join(f"{r['method']}: forget RL {r['forget_rouge']:.2f} ({r['forget_ratio']:.2f}x), retain RL "
                      f"{r['retain_rouge']:.2f} ({r['retain_ratio']:.2f}x), {'meets' if r['meets_bar'] else 'misses'}"
+                     f"; unguarded forget RL {r['unguarded_forget_rouge']:.2f}"
                      for r in rows)
     record.add(f"literature methods, demo recipes ({args.zoo} zoo, forget10; bar: forget RL <= 2/3 of the target's "
                f"{target['forget_rouge']:.2f}, retain RL >= 0.90x of {target['retain_rouge']:.2f})", text, order=18,

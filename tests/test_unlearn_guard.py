@@ -207,6 +207,11 @@ def test_unguard_attack_is_zero_for_a_model_whose_weights_changed(tiny_zoo):
     model, tok = tiny_zoo.load("target")
     aggregates, _, _ = run_attacks(model, tok, list(tiny_zoo.splits["forget"])[:6], EvalConfig(attacks="unguard"))
     assert aggregates["robustness_unguard_gain_prob"] == 0.0 and aggregates["robustness_unguard_gain_rouge"] == 0.0
+    from hfcl.eval.attacks import unguarded
+    from hfcl.unlearn.uld import LogitDifferenceModel, build_assistant
+
+    uld = LogitDifferenceModel.from_models(model, build_assistant(model, 1))  # ULD: the target without its assistant
+    assert unguarded(uld) is model and unguarded(model) is model
 
 
 def test_guards_refuse_what_they_cannot_do_before_any_work(tiny_zoo, tmp_path):

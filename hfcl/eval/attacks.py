@@ -9,9 +9,9 @@
   symmetric per-output-channel quantization of every linear layer's weight (``lm_head`` and embeddings kept), at
   each of ``quantize_bits``; an unlearning update smaller than the quantization step is rounded away.
 * **unguard** (Thaker et al. 2024, "Guardrail baselines for unlearning in LLMs"): score the weights without the
-  inference-time guard (ECO, GuardFilter, GuardPrompt: :meth:`~hfcl.unlearn.guard.GuardedModel.unguarded`). A guard
-  can score like fine-tuning on every output metric while the weights still hold everything; a model whose weights
-  were changed is its own unguarded model (gain 0). Anyone who holds the weights runs them without the guard.
+  inference-time guard (ECO, GuardFilter, GuardPrompt: :meth:`~hfcl.unlearn.guard.GuardedModel.unguarded`; ULD's
+  target without its assistant). A guard can score like fine-tuning on every output metric while the weights still
+  hold everything; a model whose weights were changed is its own unguarded model (gain 0). Anyone who holds the weights runs them without the guard.
 
 Both report, on the held-out forget rows, the answer probability and the ROUGE-L recall of greedy answers after the
 attack and their gain over the unattacked model on the same rows (``robustness_*`` aggregates; lower is better).

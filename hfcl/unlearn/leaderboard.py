@@ -31,6 +31,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "forget_quality": ("FQ ↑", "{:.2g}"), "mu_ratio": ("MU/target ↑", "{:.3f}"), "privleak": ("PrivLeak →0", "{:+.1f}"),
     "forget_rouge": ("forget RL ↓", "{:.3f}"), "retain_rouge": ("retain RL ↑", "{:.3f}"),
     "robustness_relearn_gain_prob": ("relearn ↓", "{:+.3f}"), "robustness_quant4_gain_prob": ("4-bit ↓", "{:+.3f}"),
+    "robustness_unguard_gain_prob": ("unguard ↓", "{:+.3f}"),
     "steps": ("steps", "{:.0f}"),
 }
 #: Wall-time columns: in leaderboard.json and the command's summary, not in the Markdown table (which a fresh run

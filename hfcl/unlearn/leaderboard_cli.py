@@ -37,7 +37,7 @@ class LeaderboardArguments:
         "help": "Comma-separated entries, or 'all': every method (its tuned preset where it has one, else demo), "
                 "NPO+SalUn, NPO+SOUL and negation."})
     seeds: str = field(default="0,1,2", metadata={"help": "Comma-separated training seeds; rows show mean ± spread."})
-    attacks: str = field(default="relearn,quantize", metadata={
+    attacks: str = field(default="relearn,quantize,unguard", metadata={
         "help": "Robustness attacks per run (as `hfcl eval --attacks`); '' for none."})
     workers: int = field(default=2, metadata={"help": "Worker processes, one thread each (>= 1)."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing OUTPUT_DIR."})
@@ -90,7 +90,8 @@ def run_leaderboard(args: LeaderboardArguments, console=None) -> dict:
                                    distributed=False, attacks=args.attacks)  # also builds the retain log once
     t = target_report.aggregates
     target = {**{k: t.get(k) for k in ("forget_quality", "privleak", "forget_rouge", "retain_rouge",
-                                       "robustness_relearn_gain_prob", "robustness_quant4_gain_prob")},
+                                       "robustness_relearn_gain_prob", "robustness_quant4_gain_prob",
+                                       "robustness_unguard_gain_prob")},
               "mu_ratio": 1.0}
     jobs = [(e, s) for e in entries for s in seeds]
     runs = []

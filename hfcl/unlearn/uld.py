@@ -166,6 +166,10 @@ class LogitDifferenceModel(PreTrainedModel, GenerationMixin):
     def get_input_embeddings(self):
         return self.target.get_input_embeddings()
 
+    def unguarded(self):
+        """The target's weights alone (unchanged by ULD): what the ``unguard`` attack scores."""
+        return self.target
+
     def forward(self, input_ids=None, attention_mask=None, labels=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, **kwargs):
         if past_key_values is not None or inputs_embeds is not None:
