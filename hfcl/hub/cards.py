@@ -279,6 +279,17 @@ def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:
         keys = ("method", *method.card_fields, "forget_split", "seed")
         config["method"] = method.name
         config.update(_fitted_guard(run_dir.run.get("guard") or {}))
+    elif method is not None and method.exact:  # S3T: the slices' training recipe and what the deletion did
+        keys = ("method", "learning_rate", "num_train_epochs", "per_device_train_batch_size", *method.card_fields,
+                "s3t_deletion", "forget_split", "seed")
+        config["method"] = method.name
+        deletion = (run_dir.run.get("s3t") or {}).get("deletion")
+        if deletion:
+            config["s3t_deletion"] = (f"{deletion['deleted_rows']} rows deleted; active slices per shard "
+                                      f"{deletion['active_before']} -> {deletion['active_after_deletion']}"
+                                      + (f", retrained to {deletion['active']}" if deletion["slices_retrained"] else "")
+                                      + f"; retraining cost {100 * deletion['cost_vs_full_retraining']:.0f}% of "
+                                      "training from scratch")
     elif method is not None:
         keys = (*COMMON_HYPERPARAMETERS, *method.card_fields, *TRAINING_HYPERPARAMETERS)
         config["method"] = method.name
@@ -313,6 +324,9 @@ def _method(run_dir: RunDir) -> dict[str, str]:
         if method.guard:
             return {"name": name, "description": description, "tag": method.name.lower(),
                     "formula": f"no weights trained (an inference-time guard around the base model): {method.formula}"}
+        if method.exact:
+            return {"name": name, "description": description, "tag": method.name.lower(),
+                    "formula": f"no unlearning loss (exact unlearning, trained from the base model): {method.formula}"}
         retain = (run.get("config") or {}).get("retain_loss")
         retain = method.retain if retain in (None, "auto") else retain
         total = "L = γ·L_f" if retain == "none" else "L = γ·L_f + α·L_r"
@@ -408,7 +422,7 @@ def task_rows(report: Mapping[str, Any]) -> list[list[str]] | None:
 #: Run methods whose saved model is one of hfcl's wrappers: the module whose import registers it with transformers.
 _WRAPPER_MODULES = {"ULD": ("hfcl.unlearn.uld", "LogitDifferenceModel"), "ECO": ("hfcl.unlearn.guard", "GuardedModel"),
                     "GuardFilter": ("hfcl.unlearn.guard", "GuardedModel"),
-                    "GuardPrompt": ("hfcl.unlearn.guard", "GuardedModel")}
+                    "GuardPrompt": ("hfcl.unlearn.guard", "GuardedModel"), "S3T": ("hfcl.unlearn.s3t", "S3TModel")}
 
 
 def _usage(kind: str, repo_id: str, bases: list[str], embedded_ref: str | None = None, method: str | None = None,

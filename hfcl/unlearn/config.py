@@ -125,6 +125,18 @@ class UnlearningConfig(TrainingArguments):
     guard_instruction: str | None = field(default=None, metadata={
         "help": "GuardPrompt: the system instruction put before every prompt (None = 'You know nothing about "
                 "<the forget rows' entities>...', the entities from --whp_entity_field)."})
+    s3t_shards: int = field(default=2, metadata={
+        "help": "S3T: shards (disjoint parts of the training rows, each a stack of LoRA slices; served: the mean of "
+                "their next-token distributions)."})
+    s3t_slices: int = field(default=4, metadata={
+        "help": "S3T: slices per shard (slice j is trained on the shard's data slices 0..j; deleting a row "
+                "deactivates its slice and every later one of its shard)."})
+    s3t_retrain: bool = field(default=True, metadata={
+        "help": "S3T: retrain the deactivated slices on the surviving rows in this run (false: serve what is left; "
+                "a shard left with no slice drops out of the aggregate)."})
+    s3t_ensemble: str | None = field(default=None, metadata={
+        "help": "S3T: the s3t/ folder of an earlier S3T run to delete from (None = train a new ensemble from "
+                "--model on the forget and retain rows first)."})
     # TrainingArguments fields whose defaults differ for unlearning
     early_stop_steps: int = field(default=0, metadata={
         "help": "Stop without a retain model: every N optimizer steps, score forget and holdout rows (data of the "
@@ -192,6 +204,11 @@ class UnlearningConfig(TrainingArguments):
         if method.guard and (self.early_stop_steps or self.salun_sparsity or self.soul):
             raise ConfigError(f"{method.name} trains no weights (an inference-time guard): early_stop_steps, "
                               "salun_sparsity and soul do not apply; unset them.")
+        if self.s3t_shards < 1 or self.s3t_slices < 1:
+            raise ConfigError(f"s3t_shards={self.s3t_shards} and s3t_slices={self.s3t_slices} must be >= 1.")
+        if method.exact and (self.early_stop_steps or self.salun_sparsity or self.soul):
+            raise ConfigError(f"{method.name} deletes rows by deactivating the slices that saw them (no unlearning "
+                              "loss): early_stop_steps, salun_sparsity and soul do not apply; unset them.")
         if self.idk_answers is not None and not self.idk_answers:
             raise ConfigError("idk_answers is empty; give at least one refusal answer or leave it unset.")
 

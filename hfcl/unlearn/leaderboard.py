@@ -107,11 +107,13 @@ def run_entry(entry: Entry, seed: int, zoo_name: str, forget_split: str, attacks
     from ..data import load_tofu
     from ..eval import evaluate_model
     from ..zoo import load_model
+    from .methods import get_method
     from .run import zoo_recipe
 
     zoo = zoo_recipe(zoo_name)
     splits = load_tofu(forget_split, world_config=zoo)
-    model, tokenizer = load_model("target", zoo, forget_split)
+    exact = entry.method != "negation" and get_method(entry.method).exact  # S3T trains from the target's base
+    model, tokenizer = load_model("base" if exact else "target", zoo, forget_split)
     start = time.perf_counter()
     steps, stopped = None, None
     if entry.method == "negation":
@@ -134,6 +136,8 @@ def run_entry(entry: Entry, seed: int, zoo_name: str, forget_split: str, attacks
         quiet_console(trainer)
         trainer.train()
         model, steps = trainer.unlearned_model(), trainer.state.global_step  # ULD: target + assistant
+        if trainer.s3t_record is not None:
+            steps = trainer.s3t_record["deletion"]["retrain_steps"]  # S3T's deletion cost: the slices retrained
         if trainer.membership_stop is not None:
             stopped = (trainer.membership_stop.outcome or {}).get("reason", "cap")
     seconds = time.perf_counter() - start

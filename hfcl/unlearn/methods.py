@@ -36,6 +36,7 @@ class Method:
     needs_idk: bool = False
     needs_teacher: bool = False  # WHP: counterfactual teacher distributions computed before training
     guard: bool = False  # inference-time (ECO, GuardFilter, GuardPrompt): nothing is trained, a guard is fitted
+    exact: bool = False  # S3T: trains its own sliced ensemble from the pretrained model, then deletes the forget rows
     description: str = ""
     # Named hyperparameter recipes of this method (``--preset NAME``): UnlearningConfig field -> value. A recipe only
     # names fields this method reads, so one method's recipe never changes another's hyperparameters.
@@ -171,8 +172,8 @@ def _forget_remember(s: Step) -> torch.Tensor:
 
 
 def _no_training(s: Step) -> torch.Tensor:
-    raise ConfigError(f"{s.method.name} trains no weights (an inference-time guard is fitted by train()); it has no "
-                      "loss.")
+    raise ConfigError(f"{s.method.name} has no unlearning loss (an inference-time guard is fitted, an S3T ensemble "
+                      "trained and its slices deactivated, by train()).")
 
 
 def _forget_wga(s: Step) -> torch.Tensor:
@@ -317,6 +318,18 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            card_fields=("guard_instruction", "whp_entity_field"),
            description="Guardrail baseline: a system-prompt instruction to know nothing about the forget entities.",
            presets={"demo": MappingProxyType({})}),
+    # Exact unlearning (hfcl.unlearn.s3t): num_train_epochs / learning_rate are each slice's LoRA training from the
+    # pretrained model (on the embedded default the zoo's base, the target's own starting point).
+    Method("S3T", _no_training, retain="none", exact=True,
+           formula="shards × slices of LoRA, slice j of a shard trained on its data slices 0..j with slices 0..j-1 "
+                   "frozen; deleting a row deactivates its shard's slices from the first that saw it (retrained on "
+                   "the surviving rows with s3t_retrain); served: the mean of the shards' next-token distributions",
+           card_fields=("s3t_shards", "s3t_slices", "s3t_retrain"),
+           description="Exact unlearning: sharded, sliced LoRA training; deletion deactivates the slices that saw "
+                       "the rows.",
+           presets={"demo": MappingProxyType({"num_train_epochs": 20, "learning_rate": 3e-3,
+                                              "per_device_train_batch_size": 16, "s3t_shards": 2,
+                                              "s3t_slices": 4})}),
 ]}
 
 

@@ -176,11 +176,33 @@ def method_adapter(run: UnlearnRunArgs, method: str | None) -> UnlearnRunArgs:
     command line, in the YAML, or as a keyword that differs from the default); other methods: ``run`` itself."""
     from ..config import given_fields
 
+    if method is not None and get_method(method).exact:
+        return _s3t_start(run)
     if method != "ULD":
         return run
     defaults = {f.name: f.default for f in dataclasses.fields(run)}
     unset = {k: v for k, v in _uld_lora().items() if k not in given_fields(run) and getattr(run, k) == defaults[k]}
     return dataclasses.replace(run, **unset) if unset else run
+
+
+def _s3t_start(run: UnlearnRunArgs) -> UnlearnRunArgs:
+    """S3T trains its ensemble from the pretrained model: on the embedded default the zoo's ``base`` (the target's
+    own starting point) unless ``--model`` names another; the fine-tuned ``target`` is refused."""
+    from ..config import given_fields
+
+    if not run.lora:
+        raise ConfigError("S3T's slices are LoRA adapters: --lora false does not apply (set --lora_r, --lora_alpha "
+                          "and --lora_target_modules instead).")
+    if run.model == "target":
+        if "model" in given_fields(run):
+            raise ConfigError("--method S3T trains its own sliced ensemble from a pretrained model, so --model must "
+                              "be one (the embedded 'base', a folder or a Hub id), not the fine-tuned 'target'.")
+        from ..config import copy_given_fields
+
+        swapped = dataclasses.replace(run, model="base")
+        copy_given_fields(run, swapped)
+        return swapped
+    return run
 
 
 def lora_config(run: UnlearnRunArgs, method: str | None = None):
@@ -209,6 +231,8 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
     from ..zoo import load_model, resolve
     from .trainer import UnlearningTrainer, quiet_console
 
+    if get_method(config.method).exact:
+        run = _s3t_start(run)  # S3T trains from the pretrained model: the recipe message names that one
     config = _run_recipe(run, config, model)
     run = method_adapter(recipe_adapter(run, config), config.method)  # what hfcl_run.json records is what trains
     if run.forget_file and _needs_holdout(config) and not run.holdout_file and not get_method(config.method).needs_teacher:
@@ -244,18 +268,25 @@ def unlearn(run: UnlearnRunArgs, config: UnlearningConfig, zoo_config=None, mode
                                     peft_config=lora_config(run, config.method) if run.lora else None,
                                     holdout_dataset=holdout)
         quiet_console(trainer)  # a progress bar, not {'loss': ...} / {'train_runtime': ...} dicts
+        trainer.s3t_keep_trained = run.forget_check
         result = trainer.train(resume_from_checkpoint=resume)
     except BaseException:
         if is_main_process():
             _keep_only_checkpoints(work)
         raise
     config.output_dir = str(out)
+    if trainer.s3t_trained is not None:  # S3T: "before" is the ensemble it trained, not the pretrained model
+        before = _measure(run, config, trainer.s3t_trained, tokenizer, forget)
+        trainer.s3t_trained = None
     after = _measure(run, config, trainer.unlearned_model(), tokenizer, forget)
     record = run_record(run, config, trainer, forget, retain, model_dir, time.time() - start, result.training_loss)
     record["forget_check"] = _report_objective(before, after, config.method)
     record["log_history"] = trainer.state.log_history
     if trainer.guard_record is not None:
         record["guard"] = trainer.guard_record
+    if trainer.s3t_record is not None:
+        record["s3t"] = trainer.s3t_record
+        _report_s3t(trainer.s3t_record)
     if trainer.membership_stop is not None:
         record["early_stop"] = trainer.membership_stop.summary()
         _report_stop(record["early_stop"], config)
@@ -392,6 +423,14 @@ def _report_objective(before: dict | None, after: dict | None, method: str) -> d
         logger.warning("Unlearning changed nothing measurable on the forget set (%s); raise --learning_rate or "
                        "--num_train_epochs, or try --preset demo.", line)
     return {"before": before, "after": after}
+
+
+def _report_s3t(record: dict[str, Any]) -> None:
+    d = record["deletion"]
+    logger.info("S3T: deleted %d rows; active slices per shard %s -> %s%s; retraining cost %d steps, %.0f%% of "
+                "training from scratch (%d steps).", d["deleted_rows"], d["active_before"], d["active_after_deletion"],
+                f", retrained to {d['active']}" if d["slices_retrained"] else "", d["retrain_steps"],
+                100 * d["cost_vs_full_retraining"], d["full_retrain_steps"])
 
 
 def _report_stop(summary: dict[str, Any], config: UnlearningConfig) -> None:

@@ -62,6 +62,13 @@ class _PairingEpoch(TrainerCallback):
         self.dataset.set_epoch(math.floor((state.epoch or 0.0) + 1e-6))
 
 
+def _default_slice_lora():
+    """S3T's slice adapter when none is given: rank 8 on every linear layer (``hfcl unlearn``'s LoRA default)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM")
+
+
 class UnlearningTrainer(Trainer):
     """Unlearn ``forget_dataset`` while keeping ``retain_dataset`` (TRL-style arguments).
 
@@ -107,6 +114,12 @@ class UnlearningTrainer(Trainer):
                                   "peft_config (CLI: it ignores --lora).")
             self._guard_rows = (forget_rows, retain_rows,
                                 [dict(r) for r in holdout_dataset] if holdout_dataset is not None else None)
+        # S3T: the ensemble, its served model before (s3t_trained) and after (s3t_served) the forget rows' deletion
+        self.s3t, self.s3t_record, self.s3t_served, self.s3t_trained = None, None, None, None
+        self.s3t_keep_trained = False  # set True to keep s3t_trained (hfcl unlearn's forget check compares it)
+        if self.method.exact:
+            self._s3t_setup = (forget_rows, retain_rows, peft_config or _default_slice_lora())
+            peft_config = None  # the slices are the ensemble's own adapters; the model stays the pretrained one
         if self.method.name == "ULD":
             model, peft_config = self._uld_assistant(model, peft_config, args.uld_layers)
         if peft_config is not None:
@@ -227,6 +240,44 @@ class UnlearningTrainer(Trainer):
         self.state.log_history.append({"step": 0, "guard_fit_seconds": seconds})
         return TrainOutput(0, 0.0, {"train_runtime": seconds})
 
+    def _fit_s3t(self):
+        """S3T's "training": train the sliced ensemble from the (pretrained) model on forget + retain rows, or load
+        ``args.s3t_ensemble``, then delete the forget rows (deactivating, and with ``s3t_retrain`` retraining, the
+        slices that saw them)."""
+        import time
+
+        from transformers.trainer_utils import TrainOutput
+
+        from .s3t import S3TEnsemble, S3TSettings
+
+        if self.accelerator.num_processes > 1:
+            raise ConfigError("S3T trains its slices one after another in one process: run it without "
+                              "`accelerate launch` (or with --num_processes 1).")
+        a = self.args
+        forget_rows, retain_rows, lora = self._s3t_setup
+        base = self.accelerator.unwrap_model(self.model)
+        progress = not a.disable_tqdm
+        started = time.perf_counter()
+        if a.s3t_ensemble:
+            self.s3t = S3TEnsemble.load(a.s3t_ensemble, base, self.processing_class)
+        else:
+            settings = S3TSettings(shards=a.s3t_shards, slices=a.s3t_slices, epochs=a.num_train_epochs,
+                                   learning_rate=a.learning_rate, batch_size=a.per_device_train_batch_size,
+                                   max_length=a.max_length, seed=a.seed)
+            self.s3t = S3TEnsemble.train(base, self.processing_class, forget_rows + retain_rows, lora, settings,
+                                         progress)
+        trained = time.perf_counter()
+        if self.s3t_keep_trained:
+            self.s3t_trained = self.s3t.served_model()
+        deletion = self.s3t.delete(forget_rows, retrain=a.s3t_retrain, surviving=retain_rows, progress=progress)
+        self.s3t_served = self.s3t.served_model()
+        done = time.perf_counter()
+        self.s3t_record = {**self.s3t.record(), "deletion": deletion, "loaded": bool(a.s3t_ensemble),
+                           "train_seconds": round(trained - started, 3), "delete_seconds": round(done - trained, 3)}
+        self.state.log_history.append({"step": 0, "s3t_train_seconds": self.s3t_record["train_seconds"],
+                                       "s3t_delete_seconds": self.s3t_record["delete_seconds"]})
+        return TrainOutput(0, 0.0, {"train_runtime": round(done - started, 3)})
+
     def unlearned_model(self):
         """The model unlearning produced: ``self.model``, for ULD the :class:`~hfcl.unlearn.uld.LogitDifferenceModel`
         of the frozen target and the trained assistant (its LoRA merged in), for a guard its
@@ -235,6 +286,10 @@ class UnlearningTrainer(Trainer):
             if self.guarded is None:
                 raise TrainingError(f"{self.method.name}: call train() first (it fits the guard).")
             return self.guarded
+        if self.method.exact:
+            if self.s3t_served is None:
+                raise TrainingError("S3T: call train() first (it trains the ensemble and deletes the forget rows).")
+            return self.s3t_served
         if self.uld_target is None:
             return self.model
         from .uld import LogitDifferenceModel
@@ -248,7 +303,11 @@ class UnlearningTrainer(Trainer):
 
     def save_unlearned(self, folder: str) -> None:
         """Save :meth:`unlearned_model` to ``folder`` (collectively under several processes; ULD: main only)."""
-        if self.uld_target is None and not self.method.guard:
+        if self.method.exact:
+            if self.args.should_save:
+                self.unlearned_model().save_pretrained(folder)
+                self.s3t.save(Path(folder) / "s3t")  # the active slices and the plan, to delete more rows later
+        elif self.uld_target is None and not self.method.guard:
             self.save_model(folder)
         elif self.args.should_save:
             self.unlearned_model().save_pretrained(folder)
@@ -371,6 +430,8 @@ class UnlearningTrainer(Trainer):
         An inference-time guard (ECO, GuardFilter, GuardPrompt) is fitted instead, with no optimizer step."""
         if self.method.guard:
             return self._fit_guard()
+        if self.method.exact:
+            return self._fit_s3t()
         if resume_from_checkpoint is True:
             from transformers.trainer_utils import get_last_checkpoint
 

@@ -284,10 +284,12 @@ def load_model(name_or_path: str = "target", config: ZooConfig | None = None, fo
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ..unlearn.guard import register as register_guard
+    from ..unlearn.s3t import register as register_s3t
     from ..unlearn.uld import register
 
     register()
     register_guard()
+    register_s3t()
 
     path = resolve(name_or_path, config, forget_split)
     path = _hub_adapter_snapshot(path, kwargs.get("revision")) or path
