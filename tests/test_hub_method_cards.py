@@ -19,7 +19,7 @@ def run_dir_for(method, tmp_path) -> RunDir:
     """The run directory ``hfcl unlearn`` writes (its ``hfcl_run.json`` config is the real ``UnlearningConfig``)."""
     extra = {"idk_answers": ["I don't know."]} if method.needs_idk else {}
     config = UnlearningConfig(output_dir=str(tmp_path / method.name), method=method.name,
-                              salun_sparsity=None if method.guard else 0.25,
+                              salun_sparsity=None if method.guard or method.exact else 0.25,
                               rmu_layer=1 if method.name == "RMU" else None, report_to="none", **extra)
     settings = {k: v for k, v in config.to_dict().items() if not k.startswith("_")}
     settings["retain_loss"] = config.retain_kind
@@ -40,6 +40,12 @@ def test_every_method_card_has_its_text_formula_and_hyperparameters(name, tmp_pa
         assert f"Objective: `no weights trained (an inference-time guard around the base model): {method.formula}`" in text
         rows = {line.split("|")[1].strip(" `") for line in text.splitlines() if line.startswith("| `")}
         assert {"method", *method.card_fields} <= rows and not rows & {"learning_rate", "alpha", "salun_sparsity"}
+        return
+    if method.exact:  # S3T: no loss; the slices' recipe, its own fields and what the deletion did
+        assert f"Objective: `no unlearning loss (exact unlearning, trained from the base model): {method.formula}`" in text
+        rows = {line.split("|")[1].strip(" `") for line in text.splitlines() if line.startswith("| `")}
+        assert {"method", "learning_rate", "num_train_epochs", *method.card_fields} <= rows
+        assert not rows & {"alpha", "gamma", "salun_sparsity"}
         return
     total = "L = γ·L_f" if method.retain == "none" else "L = γ·L_f + α·L_r"
     assert f"Objective: `{total} with {method.formula}; " in text

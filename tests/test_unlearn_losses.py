@@ -101,7 +101,7 @@ def test_rmu_terms_and_control_vector():
 
 def test_registry_lookup_defaults_and_reference_needs():
     assert set(METHODS) == {"GradAscent", "GradDiff", "NPO", "SimNPO", "IdkDPO", "IdkNLL", "RMU", "UNDIAL", "WGA", "WHP",
-                            "ULD", "ECO", "GuardFilter", "GuardPrompt"}
+                            "ULD", "ECO", "GuardFilter", "GuardPrompt", "S3T"}
     assert get_method("grad_diff").name == "GradDiff" and get_method("npo").name == "NPO"
     with pytest.raises(ConfigError, match="Unknown unlearning method"):
         get_method("forgetful")

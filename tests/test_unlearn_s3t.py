@@ -111,15 +111,16 @@ def test_cli_trains_from_base_deletes_and_deletes_again(tiny_zoo, tmp_path, caps
     from hfcl.zoo import load_model
 
     out = tmp_path / "s3t"
-    common = ["unlearn", "--method", "S3T", "--zoo", "tiny", "--num_train_epochs", "1", "--s3t_slices", "2",
-              "--forget_check", "false"]
+    common = ["unlearn", "--method", "S3T", "--zoo", "tiny", "--num_train_epochs", "1", "--s3t_shards", "2",
+              "--s3t_slices", "2", "--lora_r", "4", "--forget_check", "false"]
     assert main([*common, "--output_dir", str(out)]) == 0
     record = json.loads((out / "hfcl_run.json").read_text())
     s3t = record["s3t"]
     assert record["base_model"]["id"].startswith("hfcl:base@") and s3t["shards"] == 2 and s3t["slices"] == 2
     forget_rows = len(tiny_zoo.splits["forget"])
     assert s3t["deletion"]["deleted_rows"] == forget_rows and s3t["deletion"]["active"] == [2, 2]
-    assert s3t["rows"] == len(tiny_zoo.splits["retain"])  # what the served ensemble was trained on
+    utility = [*tiny_zoo.splits["world_facts"], *tiny_zoo.splits["real_authors"]]  # the target's utility replay
+    assert s3t["rows"] == len(tiny_zoo.splits["retain"]) + len(utility)  # what the served ensemble trained on
     model, _ = load_model(str(out))
     assert isinstance(model, S3TModel)
     card = (out / "README.md").read_text()
@@ -129,12 +130,14 @@ def test_cli_trains_from_base_deletes_and_deletes_again(tiny_zoo, tmp_path, caps
     more = tmp_path / "more.jsonl"
     more.write_text("".join(json.dumps({"question": r["question"], "answer": r["answer"]}) + "\n" for r in retain[:3]))
     rest = tmp_path / "rest.jsonl"
-    rest.write_text("".join(json.dumps({"question": r["question"], "answer": r["answer"]}) + "\n" for r in retain[3:]))
+    rest.write_text("".join(json.dumps({"question": r["question"], "answer": r["answer"]}) + "\n"
+                            for r in [*retain[3:], *utility]))
     again = tmp_path / "again"
     assert main([*common, "--output_dir", str(again), "--s3t_ensemble", str(out / "s3t"), "--forget_file", str(more),
                  "--retain_file", str(rest)]) == 0
     second = json.loads((again / "hfcl_run.json").read_text())["s3t"]
-    assert second["loaded"] and second["deletion"]["deleted_rows"] == 3 and second["rows"] == len(retain) - 3
+    assert second["loaded"] and second["deletion"]["deleted_rows"] == 3
+    assert second["rows"] == len(retain) - 3 + len(utility)
 
     capsys.readouterr()
     assert main([*common, "--output_dir", str(tmp_path / "x"), "--model", "target"]) == 2

@@ -22,6 +22,8 @@ _EXPORTS = {
     "saliency_masks": "optim",
     "unlearn": "run",
     "demo_unlearn": "run",
+    "S3TEnsemble": "s3t",
+    "S3TSettings": "s3t",
 }
 
 __all__ = list(_EXPORTS)

@@ -125,9 +125,10 @@ class UnlearningConfig(TrainingArguments):
     guard_instruction: str | None = field(default=None, metadata={
         "help": "GuardPrompt: the system instruction put before every prompt (None = 'You know nothing about "
                 "<the forget rows' entities>...', the entities from --whp_entity_field)."})
-    s3t_shards: int = field(default=2, metadata={
+    s3t_shards: int = field(default=1, metadata={
         "help": "S3T: shards (disjoint parts of the training rows, each a stack of LoRA slices; served: the mean of "
-                "their next-token distributions)."})
+                "their next-token distributions). More shards make a deletion cheaper, but each knows only its "
+                "part of the facts."})
     s3t_slices: int = field(default=4, metadata={
         "help": "S3T: slices per shard (slice j is trained on the shard's data slices 0..j; deleting a row "
                 "deactivates its slice and every later one of its shard)."})

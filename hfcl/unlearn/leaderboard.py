@@ -40,7 +40,9 @@ TIMING: dict[str, tuple[str, str]] = {"seconds": ("train s (1 core)", "{:.1f}")}
 LEGEND = ("FQ: forget quality (KS p-value of truth ratios vs the retain model); MU/target: model utility over the "
           "target's; PrivLeak: MUSE PrivLeak vs the retain model (0 is ideal); RL: ROUGE-L recall of greedy answers; "
           "relearn / 4-bit: gain in forget answer probability after the relearning / 4-bit quantization attack, on "
-          "forget rows the attack never saw (lower is better); steps: optimizer steps until the run ended.")
+          "forget rows the attack never saw (lower is better); unguard: the same gain for the weights without an "
+          "inference-time guard (ECO, GuardFilter, GuardPrompt; 0 for a model whose weights changed); steps: optimizer steps until the run ended (S3T: of "
+          "retraining the slices its deletion deactivated).")
 FILES = ("leaderboard.json", "leaderboard.md", "leaderboard.png", "README.md")
 
 
@@ -123,14 +125,15 @@ def run_entry(entry: Entry, seed: int, zoo_name: str, forget_split: str, attacks
             model = unlearn_by_negation(model, splits["forget"], tokenizer=tokenizer, seed=seed).model
     else:
         from .config import UnlearningConfig
-        from .run import UnlearnRunArgs, recipe_adapter, lora_config
+        from .run import UnlearnRunArgs, lora_config, recipe_adapter, s3t_training_rows
         from .trainer import UnlearningTrainer, quiet_console
 
         config = UnlearningConfig(output_dir=str(Path(work_dir) / f"{entry.name}-{seed}"), method=entry.method,
                                   preset=entry.preset, seed=seed, use_cpu=True, report_to="none", disable_tqdm=True,
                                   save_strategy="no", logging_steps=1000, **dict(entry.options))
         run = recipe_adapter(UnlearnRunArgs(), config)
-        trainer = UnlearningTrainer(model, config, splits["forget"], splits["retain"], processing_class=tokenizer,
+        retain = s3t_training_rows(run, splits["retain"], zoo) if exact else splits["retain"]
+        trainer = UnlearningTrainer(model, config, splits["forget"], retain, processing_class=tokenizer,
                                     peft_config=lora_config(run, config.method) if run.lora else None,
                                     holdout_dataset=splits["holdout"])  # the stop rule's, WHP's names
         quiet_console(trainer)

@@ -12,7 +12,7 @@ import platform
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from ..config import parse_args
@@ -100,11 +100,13 @@ def run_leaderboard(args: LeaderboardArguments, console=None) -> dict:
                                 initializer=init_worker) as pool, \
             Progress(console=console, transient=True) as progress:
         task = progress.add_task("unlearning, evaluating, attacking", total=len(jobs))
-        futures = [pool.submit(run_entry, e, s, args.zoo, args.forget_split, args.attacks,
-                               t["model_utility"], work) for e, s in jobs]
-        for future in futures:
-            runs.append(future.result())
+        # S3T's runs train a whole ensemble and retrain it: submitted first, so the short runs fill the other workers
+        order = sorted(range(len(jobs)), key=lambda i: not _trains_from_scratch(jobs[i][0]))
+        futures = {i: pool.submit(run_entry, *jobs[i], args.zoo, args.forget_split, args.attacks,
+                                  t["model_utility"], work) for i in order}
+        for _ in as_completed(futures.values()):
             progress.advance(task)
+        runs = [futures[i].result() for i in range(len(jobs))]
     summary = summarise(runs)
     meta = {"zoo": args.zoo, "forget_split": args.forget_split, "seeds": seeds, "attacks": args.attacks,
             "entries": [{"name": e.name, "method": e.method, "preset": e.preset, "options": dict(e.options)}
@@ -119,6 +121,12 @@ def run_leaderboard(args: LeaderboardArguments, console=None) -> dict:
         scatter_png(summary, tmp / "leaderboard.png")
         atomic_write_text(tmp / "README.md", card_text(table, meta))
     return board
+
+
+def _trains_from_scratch(entry) -> bool:
+    from .methods import METHODS
+
+    return entry.method in METHODS and METHODS[entry.method].exact
 
 
 def push_leaderboard(folder: str, repo_id: str, private: bool = False):
