@@ -9,7 +9,7 @@ import pytest
 import torch
 from peft import LoraConfig
 
-from hfcl.errors import ConfigError
+from hfcl.errors import ConfigError, DataError
 from hfcl.unlearn.s3t import S3TEnsemble, S3TModel, S3TSettings, assign, deletion_depths, row_key, slice_steps
 
 LORA = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
@@ -75,11 +75,15 @@ def test_deletion_equals_training_the_survivors_from_scratch(s3t_setup):
     assert isinstance(served, S3TModel)
     assert torch.equal(served(**x).logits, reference(**x).logits)
 
-    with pytest.raises(Exception, match="surviving training rows"):  # retraining without the survivors' data
+    depths = list(ensemble.depths)
+    with pytest.raises(DataError, match="surviving training rows"):  # retraining without the survivors' data
         ensemble.delete(rows[2:3], retrain=True, surviving=rows[10:])
+    assert ensemble.depths == depths and ensemble.slice_rows(0, 2) == scratch.slice_rows(0, 2)  # nothing changed
+    with pytest.raises(DataError, match="none of the 1 rows"):
+        ensemble.delete([{"question": "never seen", "answer": "no"}])
 
 
-def test_served_aggregate_is_the_mean_distribution_and_round_trips(s3t_setup, tmp_path):
+def test_served_aggregate_is_the_mean_distribution_and_round_trips(s3t_setup, tiny_zoo, tmp_path):
     from hfcl.zoo import load_model
 
     base, tokenizer, rows = s3t_setup
@@ -98,12 +102,26 @@ def test_served_aggregate_is_the_mean_distribution_and_round_trips(s3t_setup, tm
     again = S3TEnsemble.load(tmp_path / "state", base, tokenizer)
     assert again.depths == ensemble.depths and again.keys == ensemble.keys
     assert torch.equal(again.served_model()(**x).logits, served(**x).logits)
-    manifest = json.loads((tmp_path / "state" / "s3t.json").read_text())
-    assert "question" not in json.dumps(manifest)  # row-key hashes only, no row content
+    text = (tmp_path / "state" / "s3t.json").read_text()
+    assert not any(r["question"] in text or r["answer"] in text for r in rows)  # row-key hashes only
+    assert str(tmp_path) not in text and "/" not in json.loads(text)["lora"].get("base_model_name_or_path", "")
+    again.delete(rows[:2], retrain=True, surviving=rows[2:], progress=False)  # a loaded ensemble deletes exactly
+    scratch = S3TEnsemble.train(base, tokenizer, rows[2:], LORA, SETTINGS, progress=False)
+    assert torch.equal(again.served_model()(**x).logits, scratch.served_model()(**x).logits)
+    other, _ = tiny_zoo.load("target")
+    with pytest.raises(ConfigError, match="another pretrained model"):
+        S3TEnsemble.load(tmp_path / "state", other, tokenizer)
 
     one = S3TEnsemble.train(base, tokenizer, rows, LORA, S3TSettings(shards=1, slices=2, epochs=1, batch_size=8,
                                                                      max_length=96), progress=False)
     assert not isinstance(one.served_model(), S3TModel)  # one shard: its merged weights, a plain model
+    one.delete([r for r in rows if assign(row_key(r), 1, 2, 0)[1] == 0][:1])  # a slice-0 row, no retraining
+    assert one.depths == [0]
+    empty = one.served_model()  # nothing left: the pretrained weights, a plain model that saves and loads
+    empty.save_pretrained(tmp_path / "empty")
+    tokenizer.save_pretrained(tmp_path / "empty")
+    reloaded, _ = load_model(str(tmp_path / "empty"))
+    assert torch.equal(reloaded(**x).logits, base(**x).logits)
 
 
 def test_cli_trains_from_base_deletes_and_deletes_again(tiny_zoo, tmp_path, capsys):

@@ -283,7 +283,13 @@ def _hyperparameters(run_dir: RunDir) -> list[tuple[str, str]]:
         keys = ("method", "learning_rate", "num_train_epochs", "per_device_train_batch_size", *method.card_fields,
                 "s3t_deletion", "forget_split", "seed")
         config["method"] = method.name
-        deletion = (run_dir.run.get("s3t") or {}).get("deletion")
+        s3t = run_dir.run.get("s3t") or {}
+        settings = s3t.get("settings") or {}  # what trained the ensemble (a loaded one keeps its own recipe)
+        for key, field_name in (("shards", "s3t_shards"), ("slices", "s3t_slices"), ("epochs", "num_train_epochs"),
+                                ("learning_rate", "learning_rate"), ("batch_size", "per_device_train_batch_size")):
+            if key in settings:
+                config[field_name] = settings[key]
+        deletion = s3t.get("deletion")
         if deletion:
             config["s3t_deletion"] = (f"{deletion['deleted_rows']} rows deleted; active slices per shard "
                                       f"{deletion['active_before']} -> {deletion['active_after_deletion']}"

@@ -41,7 +41,8 @@ LEGEND = ("FQ: forget quality (KS p-value of truth ratios vs the retain model); 
           "target's; PrivLeak: MUSE PrivLeak vs the retain model (0 is ideal); RL: ROUGE-L recall of greedy answers; "
           "relearn / 4-bit: gain in forget answer probability after the relearning / 4-bit quantization attack, on "
           "forget rows the attack never saw (lower is better); unguard: the same gain for the weights without an "
-          "inference-time guard (ECO, GuardFilter, GuardPrompt; 0 for a model whose weights changed); steps: optimizer steps until the run ended (S3T: of "
+          "inference-time guard (ECO, GuardFilter, GuardPrompt; 0 for a model whose weights changed); steps: optimizer "
+          "steps until the run ended (S3T: of "
           "retraining the slices its deletion deactivated).")
 FILES = ("leaderboard.json", "leaderboard.md", "leaderboard.png", "README.md")
 
@@ -105,7 +106,8 @@ def init_worker() -> None:
 
 def run_entry(entry: Entry, seed: int, zoo_name: str, forget_split: str, attacks: str, target_utility: float,
               work_dir: str) -> dict[str, Any]:
-    """Unlearn with ``entry`` and ``seed`` from the embedded target, evaluate and attack; the row's figures."""
+    """Unlearn with ``entry`` and ``seed`` from the embedded target (S3T: from its base, then delete), evaluate
+    and attack; the row's figures."""
     from ..data import load_tofu
     from ..eval import evaluate_model
     from ..zoo import load_model
@@ -237,7 +239,8 @@ def card_text(table: str, meta: Mapping[str, Any]) -> str:
                f"{','.join(names)} --seeds {seeds} --attacks '{','.join(attacks)}' --output_dir DIR")
     return (f"---\nlibrary_name: hfcl\ntags:\n- hfcl\n- unlearning\n- leaderboard\n---\n\n"
             f"# Unlearning leaderboard ({meta['zoo']} embedded world, {meta['forget_split']})\n\n"
-            f"{', '.join(names)}, each with its preset, trained from the embedded `target` with seeds {seeds}, "
+            f"{', '.join(names)}, each with its preset, trained from the embedded `target` (S3T from its `base`) "
+            f"with seeds {seeds}, "
             f"scored by the TOFU suite against the retain model's reference log{attack_text}. Mean ± spread over "
             "seeds.\n\n" + table + f"\n{LEGEND}\n" +
             "\n![forget quality vs model utility](leaderboard.png)\n\n"

@@ -104,7 +104,8 @@ def run_leaderboard(args: LeaderboardArguments, console=None) -> dict:
         order = sorted(range(len(jobs)), key=lambda i: not _trains_from_scratch(jobs[i][0]))
         futures = {i: pool.submit(run_entry, *jobs[i], args.zoo, args.forget_split, args.attacks,
                                   t["model_utility"], work) for i in order}
-        for _ in as_completed(futures.values()):
+        for future in as_completed(futures.values()):
+            future.result()  # a failed run ends the leaderboard now, not after the others
             progress.advance(task)
         runs = [futures[i].result() for i in range(len(jobs))]
     summary = summarise(runs)

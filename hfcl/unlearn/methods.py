@@ -327,7 +327,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            card_fields=("s3t_shards", "s3t_slices", "s3t_retrain"),
            description="Exact unlearning: sharded, sliced LoRA training; deletion deactivates the slices that saw "
                        "the rows.",
-           # 80 epochs per slice with the rank-64 slice adapter (run.S3T_LORA): retain ROUGE-L 0.99 on the default zoo after
+           # 80 epochs per slice with the rank-64 slice adapter (s3t.SLICE_LORA): retain ROUGE-L 0.99 on the default zoo after
            # deleting forget10 (40 epochs: 0.84; 2 slices: 0.56; 2 shards, each knowing half the facts: 0.60)
            presets={"demo": MappingProxyType({"num_train_epochs": 80, "learning_rate": 3e-3,
                                               "per_device_train_batch_size": 16, "s3t_shards": 1,

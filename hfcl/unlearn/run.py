@@ -182,14 +182,14 @@ def method_adapter(run: UnlearnRunArgs, method: str | None) -> UnlearnRunArgs:
     elif method != "ULD":
         return run
     defaults = {f.name: f.default for f in dataclasses.fields(run)}
-    adapter = S3T_LORA if exact else _uld_lora()
+    if exact:
+        from .s3t import SLICE_LORA as adapter  # S3T's slice adapter in every LoRA option left unset
+    else:
+        adapter = _uld_lora()
     unset = {k: v for k, v in adapter.items() if k not in given_fields(run) and getattr(run, k) == defaults[k]}
     return dataclasses.replace(run, **unset) if unset else run
 
 
-#: S3T's slice adapter in every LoRA option left unset: each slice must learn new facts from the pretrained model
-#: (not nudge a fine-tuned one), and on the embedded default rank 8 could not (retain ROUGE-L 0.17, rank 64: 0.99).
-S3T_LORA = {"lora_r": 64, "lora_alpha": 128, "lora_target_modules": "all-linear"}
 
 
 def s3t_training_rows(run: UnlearnRunArgs, retain, world_config=None):
@@ -447,9 +447,10 @@ def _report_objective(before: dict | None, after: dict | None, method: str) -> d
 
 def _report_s3t(record: dict[str, Any]) -> None:
     d = record["deletion"]
-    logger.info("S3T: deleted %d rows; active slices per shard %s -> %s%s; retraining cost %d steps, %.0f%% of "
+    logger.info("S3T: deleted %d rows; active slices per shard %s -> %s%s; retraining %s %d steps, %.0f%% of "
                 "training from scratch (%d steps).", d["deleted_rows"], d["active_before"], d["active_after_deletion"],
-                f", retrained to {d['active']}" if d["slices_retrained"] else "", d["retrain_steps"],
+                f", retrained to {d['active']}" if d["slices_retrained"] else "",
+                "cost" if d["slices_retrained"] else "would cost (--s3t_retrain true)", d["retrain_steps"],
                 100 * d["cost_vs_full_retraining"], d["full_retrain_steps"])
 
 

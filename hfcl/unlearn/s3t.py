@@ -42,13 +42,36 @@ from ..errors import ConfigError, DataError
 
 MODEL_TYPE = "hfcl_s3t"
 MANIFEST = "s3t.json"
+#: The slice adapter ``hfcl unlearn --method S3T`` uses in every LoRA option left unset (and the Python API's default):
+#: each slice must learn new facts from the pretrained model, not nudge a fine-tuned one; on the embedded default
+#: rank 8 could not (retain ROUGE-L 0.17 after 20 epochs), rank 64 with 80 epochs per slice did (0.99).
+SLICE_LORA = {"lora_r": 64, "lora_alpha": 128, "lora_target_modules": "all-linear"}
 
 
 # --- the plan (pure) -------------------------------------------------------------------------------------------------
 def row_key(row: dict[str, Any]) -> str:
-    """A row's identity: a hash of its content (the fields a training example is made of)."""
-    fields = {k: row[k] for k in ("question", "answer", "prompt", "completion", "messages") if k in row}
+    """A row's identity: a hash of the fields a training example is made of, as text (so a row read back from
+    JSON, JSONL or CSV, with columns other files filled with ``None``, hashes the same)."""
+    fields = {k: (v if isinstance(v, list) else str(v))
+              for k in ("question", "answer", "prompt", "completion", "messages") if (v := row.get(k)) is not None}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
+
+
+def slice_seed(seed: int, shard: int, slice_: int) -> int:
+    """The seed of one slice's LoRA init and data order (distinct for every ``(seed, shard, slice)``)."""
+    if shard < 10 and slice_ < 100:
+        return seed * 1000 + shard * 100 + slice_
+    return int(hashlib.sha256(f"{seed}:{shard}:{slice_}".encode()).hexdigest()[:12], 16)
+
+
+def base_fingerprint(model) -> str:
+    """A hash of the pretrained model's config and input embeddings: an ensemble only loads on the model it was
+    trained from."""
+    config = {k: v for k, v in model.config.to_dict().items() if k not in ("_name_or_path", "transformers_version",
+                                                                          "dtype", "torch_dtype", "architectures")}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    digest.update(model.get_input_embeddings().weight.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def assign(key: str, shards: int, slices: int, seed: int) -> tuple[int, int]:
@@ -82,6 +105,8 @@ class S3TSettings:
     batch_size: int = 16
     max_length: int = 192
     seed: int = 0
+    use_cpu: bool = False  # the run's device and precision (TrainingArguments' use_cpu / bf16)
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         if self.shards < 1 or self.slices < 1:
@@ -109,6 +134,7 @@ class S3TEnsemble:
         self.keys: dict[tuple[int, int], list[str]] = {}
         self.depths = [0] * settings.shards
         self.trained: list[dict[str, Any]] = []  # one record per slice training (also retraining)
+        self.base_id = base_fingerprint(base)
         self.deleted = 0
 
     @staticmethod
@@ -151,7 +177,7 @@ class S3TEnsemble:
         from ..zoo.train import StageProgress
 
         s = self.settings
-        seed = s.seed * 1000 + shard * 100 + slice_
+        seed = slice_seed(s.seed, shard, slice_)
         name = self.name(shard, slice_)
         torch.manual_seed(seed)  # the slice's LoRA init: the same whenever (and however often) it is trained
         self.peft.add_adapter(name, self.lora_config)
@@ -167,7 +193,8 @@ class S3TEnsemble:
                 args = TrainingArguments(
                     output_dir=tmp, per_device_train_batch_size=s.batch_size, num_train_epochs=s.epochs,
                     learning_rate=s.learning_rate, lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.0,
-                    max_grad_norm=1.0, logging_steps=50, save_strategy="no", report_to=[], use_cpu=True, seed=seed,
+                    max_grad_norm=1.0, logging_steps=50, save_strategy="no", report_to=[], use_cpu=s.use_cpu,
+                    bf16=s.bf16, seed=seed,
                     data_seed=seed, dataloader_num_workers=0, dataloader_pin_memory=False, disable_tqdm=True)
                 trainer = Trainer(model=self.peft, args=args, train_dataset=dataset,
                                   data_collator=DataCollatorForSeq2Seq(self.tokenizer, padding=True,
@@ -191,6 +218,19 @@ class S3TEnsemble:
         keys = set(_rows_by_key(rows))
         placed = {key: place for place, ks in self.keys.items() for key in ks}
         hits = [placed[k] for k in keys if k in placed]
+        if keys and not hits:
+            raise DataError(f"S3T: none of the {len(keys)} rows to delete is a row this ensemble trained on (or "
+                            "still holds): check the forget rows (--forget_file) against the ensemble's training data.")
+        by_key = _rows_by_key(surviving) if retrain else {}
+        if retrain:  # every row a retrained slice needs must be there, checked before anything changes
+            depths = deletion_depths(self.depths, hits)
+            needed = {k for shard, d in enumerate(depths) for j in range(d, self.settings.slices)
+                      for k in self.slice_rows(shard, j) if k not in keys}
+            missing = needed - set(by_key)
+            if missing:
+                raise DataError(f"S3T: retraining needs {len(missing)} surviving training rows that were not passed; "
+                                "pass every row the ensemble was trained on and not deleted (CLI: the retain split or "
+                                "--retain_file).")
         before = list(self.depths)
         self.depths = deletion_depths(self.depths, hits)
         after_deletion = list(self.depths)
@@ -201,20 +241,24 @@ class S3TEnsemble:
             for j in range(depth, before[shard]):
                 self.peft.delete_adapter(self.name(shard, j))  # the weights that saw a deleted row are gone
         self.deleted += len(hits)
+        deactivated = [(k, j) for k, d in enumerate(self.depths) for j in range(d, self.settings.slices)]
+        pending = sum(self._steps(k, j) for k, j in deactivated)  # what retraining them costs (with or without it)
         first = len(self.trained)
         if retrain:
-            by_key = _rows_by_key(surviving)
             for shard, depth in enumerate(self.depths):
                 if depth < self.settings.slices:
                     self._train_shard(shard, depth, by_key, progress)
         retrained = self.trained[first:]
-        full = sum(slice_steps(len(self.slice_rows(k, j)), self.settings.batch_size, self.settings.epochs)
-                   for k in range(self.settings.shards) for j in range(self.settings.slices))
-        cost = sum(r["steps"] for r in retrained)
-        return {"deleted_rows": len(hits), "unknown_rows": len(keys) - len(hits),
-                "active_before": before, "active_after_deletion": after_deletion, "active": list(self.depths), "slices_retrained": len(retrained), "retrain_steps": cost,
-                "full_retrain_steps": full, "cost_vs_full_retraining": round(cost / full, 4) if full else 0.0,
+        full = sum(self._steps(k, j) for k in range(self.settings.shards) for j in range(self.settings.slices))
+        return {"deleted_rows": len(hits), "unknown_rows": len(keys) - len(hits), "active_before": before,
+                "active_after_deletion": after_deletion, "active": list(self.depths),
+                "slices_to_retrain": len(deactivated), "slices_retrained": len(retrained), "retrain_steps": pending,
+                "full_retrain_steps": full, "cost_vs_full_retraining": round(pending / full, 4) if full else 0.0,
                 "retrain_seconds": round(sum(r["seconds"] for r in retrained), 3)}
+
+    def _steps(self, shard: int, slice_: int) -> int:
+        """Optimizer steps of training slice ``slice_`` of ``shard`` on its (current) rows."""
+        return slice_steps(len(self.slice_rows(shard, slice_)), self.settings.batch_size, self.settings.epochs)
 
     # -- serving
     def shard_model(self, shard: int):
@@ -222,7 +266,7 @@ class S3TEnsemble:
         active = [self.name(shard, j) for j in range(self.depths[shard])]
         model = copy.deepcopy(self.peft)
         if not active:
-            return model.get_base_model().eval()  # unload leaves the unmerged base
+            return model.unload().eval()  # the pretrained weights, without LoRA layers
         model.base_model.set_adapter(active)
         merged = model.merge_and_unload(adapter_names=active)
         return merged.eval()
@@ -230,7 +274,7 @@ class S3TEnsemble:
     def served_model(self):
         """The aggregate of the shards with an active slice (all shards if none has one): one shard's merged model,
         or an :class:`S3TModel` averaging their next-token distributions."""
-        shards = [k for k, d in enumerate(self.depths) if d] or list(range(self.settings.shards))
+        shards = [k for k, d in enumerate(self.depths) if d] or [0]  # none left: the pretrained model
         models = [self.shard_model(k) for k in shards]
         for m in models:
             for p in m.parameters():
@@ -239,7 +283,8 @@ class S3TEnsemble:
 
     def record(self) -> dict[str, Any]:
         """What the run record and the card show (no row content: keys are hashes)."""
-        return {"shards": self.settings.shards, "slices": self.settings.slices, "active": list(self.depths),
+        return {"shards": self.settings.shards, "slices": self.settings.slices, "settings": vars(self.settings),
+                "active": list(self.depths),
                 "rows": sum(len(v) for v in self.keys.values()), "deleted_rows": self.deleted,
                 "slice_trainings": len(self.trained), "train_steps": sum(r["steps"] for r in self.trained)}
 
@@ -258,7 +303,8 @@ class S3TEnsemble:
                     tensors[f"{name}::{key}"] = value.contiguous()
         save_file(tensors, str(folder / "slices.safetensors"))
         manifest = {"format": 1, "settings": vars(self.settings), "depths": self.depths, "deleted": self.deleted,
-                    "lora": {k: v for k, v in self.lora_config.to_dict().items() if _jsonable(v)},
+                    "base": self.base_id, "lora": {k: v for k, v in self.lora_config.to_dict().items()
+                                                   if _jsonable(v) and k != "base_model_name_or_path"},
                     "keys": {f"{k}:{j}": v for (k, j), v in sorted(self.keys.items())}, "trained": self.trained}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, default=list))
 
@@ -273,17 +319,25 @@ class S3TEnsemble:
         if not path.is_file():
             raise ConfigError(f"s3t_ensemble={str(folder)!r} has no {MANIFEST}: pass the s3t/ folder of an S3T run.")
         manifest = json.loads(path.read_text())
+        if manifest.get("base") != base_fingerprint(base):
+            raise ConfigError(f"s3t_ensemble={str(folder)!r} was trained from another pretrained model than the one "
+                              "given: pass that model as --model (the ensemble's run records it as base_model).")
         lora = LoraConfig(**{k: v for k, v in manifest["lora"].items() if k in LoraConfig.__dataclass_fields__})
         ensemble = cls(base, tokenizer, lora, S3TSettings(**manifest["settings"]))
         ensemble.keys = {tuple(int(x) for x in place.split(":")): v for place, v in manifest["keys"].items()}
-        ensemble.depths, ensemble.deleted, ensemble.trained = manifest["depths"], manifest["deleted"], manifest["trained"]
+        ensemble.depths, ensemble.deleted = manifest["depths"], manifest["deleted"]
+        ensemble.trained = manifest["trained"]
         tensors = load_file(str(folder / "slices.safetensors"))
         for shard, depth in enumerate(ensemble.depths):
             for j in range(depth):
                 name = cls.name(shard, j)
                 ensemble.peft.add_adapter(name, ensemble.lora_config)
                 state = {k.split("::", 1)[1]: v for k, v in tensors.items() if k.startswith(f"{name}::")}
-                set_peft_model_state_dict(ensemble.peft, state, adapter_name=name)
+                result = set_peft_model_state_dict(ensemble.peft, state, adapter_name=name)
+                unexpected = getattr(result, "unexpected_keys", [])
+                if not state or unexpected:
+                    raise ConfigError(f"s3t_ensemble={str(folder)!r}: slice {name} does not fit the model "
+                                      f"({len(unexpected)} unexpected tensors); pass the run's own base model.")
         for param in ensemble.peft.parameters():
             param.requires_grad_(False)
         return ensemble

@@ -63,10 +63,13 @@ class _PairingEpoch(TrainerCallback):
 
 
 def _default_slice_lora():
-    """S3T's slice adapter when none is given: rank 8 on every linear layer (``hfcl unlearn``'s LoRA default)."""
+    """S3T's slice adapter when none is given: ``hfcl unlearn``'s (:data:`hfcl.unlearn.s3t.SLICE_LORA`)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM")
+    from .s3t import SLICE_LORA
+
+    return LoraConfig(r=SLICE_LORA["lora_r"], lora_alpha=SLICE_LORA["lora_alpha"],
+                      target_modules=SLICE_LORA["lora_target_modules"], lora_dropout=0.0, task_type="CAUSAL_LM")
 
 
 class UnlearningTrainer(Trainer):
@@ -263,7 +266,7 @@ class UnlearningTrainer(Trainer):
         else:
             settings = S3TSettings(shards=a.s3t_shards, slices=a.s3t_slices, epochs=a.num_train_epochs,
                                    learning_rate=a.learning_rate, batch_size=a.per_device_train_batch_size,
-                                   max_length=a.max_length, seed=a.seed)
+                                   max_length=a.max_length, seed=a.seed, use_cpu=a.use_cpu, bf16=bool(a.bf16))
             self.s3t = S3TEnsemble.train(base, self.processing_class, forget_rows + retain_rows, lora, settings,
                                          progress)
         trained = time.perf_counter()
