@@ -190,8 +190,6 @@ def method_adapter(run: UnlearnRunArgs, method: str | None) -> UnlearnRunArgs:
     return dataclasses.replace(run, **unset) if unset else run
 
 
-
-
 def s3t_training_rows(run: UnlearnRunArgs, retain, world_config=None):
     """S3T's never-deleted rows: the retain set, and on the embedded world (no --retain_file) also its world-facts
     and famous-author rows, the utility data the target's own fine-tuning mixed in."""
